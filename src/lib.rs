@@ -1,16 +1,46 @@
 //! linemap: a lock-free concurrent hash map built around the CPU's cache lines.
+//!
+//! Each bucket of the table is one 64-byte cache line: a control word of seven one-byte hash
+//! tags and seven entry pointers. A lookup matches all seven tags at once and dereferences
+//! only a matching slot, so a hit reads two lines (bucket and entry) and a miss usually one.
+//! Reads and writes are lock-free; removed entries are reclaimed with crossbeam-epoch; the
+//! table grows by a cooperative migration that never blocks readers or writers.
+//!
+//! [`HashMap`] replaces `Mutex<HashMap<K, V>>`: change the type and replace
+//! `.lock().unwrap()` with [`.pin()`](HashMap::pin).
+//!
+//! ```
+//! use linemap::HashMap;
+//! use std::sync::Arc;
+//!
+//! let map = Arc::new(HashMap::new());
+//! let handles: Vec<_> = (0..4)
+//!     .map(|t| {
+//!         let map = Arc::clone(&map);
+//!         std::thread::spawn(move || {
+//!             for i in 0..1000 {
+//!                 map.pin().update_or_insert(i % 10, |n| n + 1, 1);
+//!             }
+//!             t
+//!         })
+//!     })
+//!     .collect();
+//! for h in handles {
+//!     h.join().unwrap();
+//! }
+//! assert_eq!(map.pin().values().sum::<u32>(), 4000);
+//! ```
 #![deny(missing_docs)]
 #![warn(unsafe_op_in_unsafe_fn)]
 
-/// Placeholder until the table lands.
-pub fn version() -> &'static str {
-    env!("CARGO_PKG_VERSION")
-}
+mod counter;
+mod map;
+mod sync;
+mod table;
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn version_is_set() {
-        assert!(!super::version().is_empty());
-    }
-}
+pub use map::{HashMap, HashMapRef, Iter, Keys, Values};
+
+/// The default hasher: foldhash's fast hasher, seeded randomly per map.
+///
+/// See [`HashMap`]'s "Hashing" section for what it does and does not protect against.
+pub type DefaultHashBuilder = foldhash::fast::RandomState;

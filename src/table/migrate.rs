@@ -1,0 +1,311 @@
+//! Cooperative, lock-free migration of a table into a bigger (or same-size, cleaned) one.
+//!
+//! Protocol for one old slot (every step is a CAS that any thread may perform, so a thread
+//! that stalls anywhere cannot stop the others):
+//!
+//! ```text
+//! old: LIVE p --freeze--> FROZEN p --commit--> COPIED(j)
+//! new:           EMPTY --reserve--> RESERVED p --publish--> LIVE p (tag set)
+//! old: EMPTY | TOMBSTONE | RESERVED(orphan) --freeze--> COPIED
+//! ```
+//!
+//! * *freeze*: no writer can change a frozen slot (their CAS expects LIVE p), so p's value
+//!   is the key's current value until the migration completes; readers may return it.
+//! * *reserve*: a copier claims the first EMPTY slot of p's probe sequence in the new table
+//!   (or finds p already reserved or published there: invariant 3 makes that the only place).
+//! * *commit*: the CAS FROZEN p -> COPIED(j) names the one reservation that counts. A copier
+//!   whose reservation lost (it stalled and woke after someone else finished) turns it into a
+//!   TOMBSTONE; RESERVED slots are invisible to lookups, so nobody saw it.
+//! * *publish*: RESERVED p -> LIVE p and the tag is set. The thread whose publish CAS wins
+//!   counts the slot as done; an old slot with nothing to carry is counted by its freezer.
+//!
+//! The migration completes when every old slot is counted, or when a thread that waited too
+//! long has swept every slot itself (finishing any step a stalled thread left). Only then does
+//! the map's current pointer move to the new table, and only then do writers touch it.
+
+use super::slot::Slot;
+use super::tag::{tag_at, tag_bits, tag_of, OVERFLOW, SLOTS};
+use super::{buckets_for, Entry, RawTable, Table};
+use crate::sync::{spin_hint, AtomicPtr, Guard, Ordering};
+
+/// Buckets a migrating thread claims at a time.
+const CHUNK: usize = 64;
+
+/// Rounds of waiting for other migrators before sweeping the whole table.
+const PATIENCE: u32 = 1 << 12;
+
+impl<K, V> RawTable<K, V> {
+    /// Starts (or joins) the migration of `table`, then helps it finish.
+    pub(super) fn start_migration<'g>(&self, table: &'g Table<K, V>, guard: &'g Guard) {
+        if table.next(guard).is_none() {
+            let live = self.len();
+            // Grow when live entries fill at least half the target load; otherwise the table
+            // is full of tombstones and a same-size copy cleans it.
+            let buckets = if live >= table.len() * SLOTS * 2 / 5 {
+                buckets_for(table.len() * SLOTS * 2 * 4 / 5)
+            } else {
+                table.len()
+            };
+            let new = Box::into_raw(Box::new(Table::new(buckets.max(table.len()))));
+            // AcqRel: Release publishes the new table's initialised buckets; Acquire reads a
+            // competitor's table on failure.
+            if table
+                .next
+                .compare_exchange(
+                    std::ptr::null_mut(),
+                    new,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_err()
+            {
+                // SAFETY: the CAS failed, so `new` was never shared.
+                drop(unsafe { Box::from_raw(new) });
+            }
+        }
+        self.help_migrate(table, guard);
+    }
+
+    /// Helps migrate `table` into its next table and returns once it is no longer current.
+    pub(super) fn help_migrate<'g>(&self, table: &'g Table<K, V>, guard: &'g Guard) {
+        let next = table
+            .next(guard)
+            .expect("help_migrate without a next table");
+        let total = table.len() * SLOTS;
+        // Claim chunks until none are left.
+        loop {
+            // Relaxed: the cursor only divides work; every step synchronises through the
+            // slot words themselves.
+            let start = table.growth.cursor.fetch_add(CHUNK, Ordering::Relaxed);
+            if start >= table.len() {
+                break;
+            }
+            let end = (start + CHUNK).min(table.len());
+            let mut done = 0;
+            for b in start..end {
+                for i in 0..SLOTS {
+                    done += table.migrate_slot(b, i, next, guard);
+                }
+            }
+            // AcqRel: our copies happen-before whoever sees the total and completes.
+            let before = table.growth.copied.fetch_add(done, Ordering::AcqRel);
+            if before + done == total {
+                self.complete(table, next);
+            }
+        }
+        // Wait for the others; if they take too long, finish everything ourselves.
+        let mut rounds = 0u32;
+        while std::ptr::eq(self.current.load(Ordering::Acquire), table) {
+            // Acquire: see the fetch_add above.
+            if table.growth.copied.load(Ordering::Acquire) >= total {
+                self.complete(table, next);
+                break;
+            }
+            rounds += 1;
+            if rounds < PATIENCE {
+                if rounds % 64 == 0 {
+                    #[cfg(not(loom))]
+                    std::thread::yield_now();
+                }
+                spin_hint();
+                continue;
+            }
+            for b in 0..table.len() {
+                for i in 0..SLOTS {
+                    table.migrate_slot(b, i, next, guard);
+                }
+            }
+            // Every slot is now final (committed and published), whoever counted it.
+            self.complete(table, next);
+            break;
+        }
+    }
+
+    /// Makes `next` current in place of `table` (idempotent) and retires `table`.
+    fn complete(&self, table: &Table<K, V>, next: &Table<K, V>) {
+        let old = table as *const Table<K, V> as *mut Table<K, V>;
+        let new = next as *const Table<K, V> as *mut Table<K, V>;
+        // AcqRel: Release publishes every copied entry (they happen-before us through the
+        // slot words or the count) to readers that Acquire the current pointer.
+        if self
+            .current
+            .compare_exchange(old, new, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            let p = super::SendPtr(old);
+            let guard = crate::sync::pin();
+            // SAFETY: `old` is no longer current and is reachable only by threads already
+            // pinned; the collector frees it after they unpin. Dropping a Table frees its
+            // buckets only, never entries (they now belong to `next`).
+            unsafe {
+                guard.defer_unchecked(move || {
+                    let p = p;
+                    drop(Box::from_raw(p.0))
+                })
+            };
+        }
+    }
+}
+
+impl<K, V> Table<K, V> {
+    /// Drives old slot (b, i) to its final state. Returns 1 if this call made the step that
+    /// counts for the slot (see the module docs), else 0.
+    pub(super) fn migrate_slot(
+        &self,
+        b: usize,
+        i: usize,
+        next: &Table<K, V>,
+        guard: &Guard,
+    ) -> usize {
+        let slot = &self.bucket(b).slots[i];
+        loop {
+            // Acquire: we may dereference the entry it names.
+            let raw = slot.load(Ordering::Acquire);
+            match Slot::decode(raw) {
+                // RESERVED in a current table is an orphan (see module docs): nothing to carry.
+                Slot::Empty | Slot::Tombstone | Slot::Reserved(_) => {
+                    // AcqRel: orders the freeze after every earlier write of the slot.
+                    if slot
+                        .compare_exchange(
+                            raw,
+                            Slot::Copied(None).encode(),
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        )
+                        .is_ok()
+                    {
+                        return 1;
+                    }
+                }
+                Slot::Live(p) => {
+                    // AcqRel: as above. Failure is fine: we re-read and act on what won.
+                    let _ = slot.compare_exchange(
+                        raw,
+                        Slot::Frozen(p).encode(),
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    );
+                }
+                Slot::Frozen(p) => next.place_copy(slot, p, guard),
+                Slot::Copied(None) => return 0,
+                Slot::Copied(Some(j)) => return next.publish(j),
+            }
+        }
+    }
+
+    /// Reserves (or finds) p's place in this (new) table and commits it in `old_slot`.
+    fn place_copy(&self, old_slot: &AtomicPtr<Entry<K, V>>, p: *mut Entry<K, V>, _guard: &Guard) {
+        // SAFETY: p is FROZEN in the old table and we are pinned, so it is alive.
+        let hash = unsafe { (*p).hash };
+        let mut b = hash as usize;
+        for _ in 0..self.len() {
+            let bucket = self.bucket(b);
+            for j in 0..SLOTS {
+                let s = &bucket.slots[j];
+                loop {
+                    // Acquire: pairs with the reservation/publication CAS of other copiers.
+                    let raw = s.load(Ordering::Acquire);
+                    match Slot::decode(raw) {
+                        // Already published: it was committed first.
+                        Slot::Live(q) if q == p => return,
+                        Slot::Reserved(q) if q == p => {
+                            return self.commit(old_slot, p, (b & self.mask) * SLOTS + j)
+                        }
+                        Slot::Empty => {
+                            // AcqRel: Release makes the reservation visible with p; Acquire
+                            // reads what won on failure.
+                            if s.compare_exchange(
+                                raw,
+                                Slot::Reserved(p).encode(),
+                                Ordering::AcqRel,
+                                Ordering::Acquire,
+                            )
+                            .is_ok()
+                            {
+                                return self.commit(old_slot, p, (b & self.mask) * SLOTS + j);
+                            }
+                        }
+                        _ => break,
+                    }
+                }
+            }
+            // Relaxed: see `probe_write`; lookups for p's key must continue past this bucket.
+            bucket.ctrl.fetch_or(OVERFLOW, Ordering::Relaxed);
+            b = b.wrapping_add(1);
+        }
+        // No room: only a copier that woke after the migration finished can get here, and
+        // then the old slot is already committed elsewhere.
+        debug_assert!(matches!(
+            Slot::decode(old_slot.load(Ordering::Acquire)),
+            Slot::Copied(_)
+        ));
+    }
+
+    /// Commits reservation `j` for p; undoes it if another reservation was committed first.
+    fn commit(&self, old_slot: &AtomicPtr<Entry<K, V>>, p: *mut Entry<K, V>, j: usize) {
+        // AcqRel: Release makes the reservation (and p) visible to readers that follow the
+        // COPIED word; Acquire reads the winner on failure.
+        let won = old_slot.compare_exchange(
+            Slot::Frozen(p).encode(),
+            Slot::Copied(Some(j)).encode(),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+        let committed = match won {
+            Ok(_) => j,
+            Err(actual) => match Slot::decode(actual) {
+                Slot::Copied(Some(k)) => k,
+                _ => unreachable!("a frozen slot only moves to COPIED(j)"),
+            },
+        };
+        if committed != j {
+            // An orphan: nobody can reach it through a COPIED word, and RESERVED is invisible
+            // to lookups, so it was never seen. Turn it into a tombstone. Failure means the
+            // slot was frozen by a later migration, which treats it as empty: fine.
+            let _ = self.bucket(j / SLOTS).slots[j % SLOTS].compare_exchange(
+                Slot::Reserved(p).encode(),
+                Slot::Tombstone.encode(),
+                // Relaxed: the orphan carries nothing anyone reads.
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    /// Makes the committed copy in slot `j` visible (idempotent). Returns 1 if this call's
+    /// CAS published it.
+    fn publish(&self, j: usize) -> usize {
+        let bucket = self.bucket(j / SLOTS);
+        let i = j % SLOTS;
+        let s = &bucket.slots[i];
+        // Acquire: we read the entry's hash below.
+        let raw = s.load(Ordering::Acquire);
+        let (p, won) = match Slot::decode(raw) {
+            Slot::Reserved(p) => {
+                // AcqRel: Release publishes p to readers of the slot; Acquire for failure.
+                let won = s
+                    .compare_exchange(
+                        raw,
+                        Slot::Live(p).encode(),
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    )
+                    .is_ok();
+                (p, won)
+            }
+            Slot::Live(p) => (p, false),
+            // Already replaced, removed or moved again: the migration that published it is
+            // long complete.
+            _ => return 0,
+        };
+        // SAFETY: p is committed in this table and we are pinned (callers hold a guard), so
+        // it is alive.
+        let tag = tag_of(unsafe { (*p).hash });
+        // Acquire: a tag already set needs no write (keeps the line shared).
+        if tag_at(bucket.ctrl.load(Ordering::Acquire), i) == 0 {
+            // Release: a reader that sees the tag sees the LIVE word written above.
+            bucket.ctrl.fetch_or(tag_bits(i, tag), Ordering::Release);
+        }
+        won as usize
+    }
+}

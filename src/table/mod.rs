@@ -1,0 +1,593 @@
+//! The cache-line table: buckets of one 64-byte line, tags matched with SWAR, lock-free
+//! claims, and cooperative migration to a bigger table.
+//!
+//! This module owns every raw-pointer protocol of the map. `map` only calls the safe-looking
+//! entry points here ([`RawTable::find`], [`RawTable::rmw`], [`RawTable::for_each`]) with a
+//! pinned [`Guard`].
+//!
+//! Invariants (see `docs/design.md` for the full argument):
+//! 1. A key has at most one LIVE entry across the current table and everything reachable
+//!    from it.
+//! 2. Slot words only move along the transitions listed in [`slot`]; nothing returns to EMPTY.
+//! 3. An inserter claims the *first* EMPTY slot of its probe sequence, so every non-EMPTY slot
+//!    before a key's slot was non-EMPTY when the key was placed (this is what makes (1) hold).
+//! 4. A bucket's tag byte for a slot is set only after the slot holds a LIVE entry, and is
+//!    zero for EMPTY, TOMBSTONE and RESERVED slots (except transiently; tags are hints).
+//! 5. Writers only modify the current table, and only when it has no migration under way.
+
+pub(crate) mod slot;
+pub(crate) mod tag;
+
+mod migrate;
+
+use crate::counter::StripedCounter;
+use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Guard, Ordering};
+use crossbeam_utils::CachePadded;
+use slot::Slot;
+use tag::{match_tag, tag_at, tag_bits, tag_mask, tag_of, OVERFLOW, SLOTS};
+
+/// One key-value pair, allocated once per insert and never mutated after it is published.
+///
+/// Replacing a value installs a new entry; the old one is retired through the epoch.
+#[repr(align(8))]
+pub(crate) struct Entry<K, V> {
+    pub(crate) hash: u64,
+    pub(crate) key: K,
+    pub(crate) value: V,
+}
+
+/// One cache line: a control word of tags and seven slot words.
+///
+/// ```text
+/// offset 0       8       16      24      32      40      48      56      64
+///        | ctrl  | slot0 | slot1 | slot2 | slot3 | slot4 | slot5 | slot6 |
+/// ```
+#[repr(C, align(64))]
+pub(crate) struct Bucket<K, V> {
+    pub(crate) ctrl: AtomicU64,
+    pub(crate) slots: [AtomicPtr<Entry<K, V>>; SLOTS],
+}
+
+#[cfg(not(loom))]
+const _: () = {
+    assert!(std::mem::size_of::<Bucket<u64, u64>>() == 64);
+    assert!(std::mem::align_of::<Bucket<u64, u64>>() == 64);
+};
+
+impl<K, V> Bucket<K, V> {
+    #[cfg(loom)]
+    fn new() -> Self {
+        Bucket {
+            ctrl: AtomicU64::new(0),
+            slots: std::array::from_fn(|_| AtomicPtr::new(std::ptr::null_mut())),
+        }
+    }
+}
+
+/// The largest fraction of buckets allowed to overflow before the table grows, as a shift:
+/// `buckets >> OVERFLOW_SHIFT`. Calibrated so that growth starts near a load of 0.8 for
+/// uniform hashes (see `tests::growth_happens_near_target_load`).
+const OVERFLOW_SHIFT: u32 = 2;
+
+/// Fields written during growth, kept off the line that every lookup reads.
+#[derive(Default)]
+struct GrowthState {
+    /// Buckets whose overflow flag has been set; the growth trigger.
+    overflows: AtomicUsize,
+    /// Next bucket index a migrating thread claims.
+    cursor: AtomicUsize,
+    /// Old slots whose migration has been finished and counted.
+    copied: AtomicUsize,
+}
+
+/// One array of buckets, plus the link to the table it is migrating into.
+pub(crate) struct Table<K, V> {
+    buckets: Box<[Bucket<K, V>]>,
+    mask: usize,
+    overflow_limit: usize,
+    /// The table this one is migrating into; null while none. Set once, by CAS.
+    next: AtomicPtr<Table<K, V>>,
+    growth: CachePadded<GrowthState>,
+}
+
+/// Number of buckets needed to hold `capacity` entries below the target load (0.8),
+/// rounded to a power of two. Panics with "capacity overflow" when that cannot be allocated.
+pub(crate) fn buckets_for(capacity: usize) -> usize {
+    let slots = capacity
+        .checked_mul(5)
+        .map(|x| x / 4 + 1)
+        .expect("capacity overflow");
+    let buckets = slots.div_ceil(SLOTS);
+    let buckets = buckets
+        .checked_next_power_of_two()
+        .expect("capacity overflow");
+    if buckets
+        .checked_mul(std::mem::size_of::<Bucket<K0, V0>>())
+        .is_none_or(|b| b > isize::MAX as usize)
+    {
+        panic!("capacity overflow");
+    }
+    buckets
+}
+type K0 = u64;
+type V0 = u64;
+
+impl<K, V> Table<K, V> {
+    /// A table of `buckets` empty buckets (`buckets` a power of two).
+    pub(crate) fn new(buckets: usize) -> Self {
+        debug_assert!(buckets.is_power_of_two());
+        Table {
+            buckets: alloc_buckets(buckets),
+            mask: buckets - 1,
+            overflow_limit: (buckets >> OVERFLOW_SHIFT).max(1),
+            next: AtomicPtr::new(std::ptr::null_mut()),
+            growth: CachePadded::new(GrowthState::default()),
+        }
+    }
+
+    /// Number of buckets.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.mask + 1
+    }
+
+    #[inline]
+    fn bucket(&self, i: usize) -> &Bucket<K, V> {
+        // SAFETY: every caller masks `i` with `self.mask`, and `buckets.len() == mask + 1`.
+        unsafe { self.buckets.get_unchecked(i & self.mask) }
+    }
+
+    /// The migration target, if a migration has started.
+    #[inline]
+    fn next<'g>(&self, _guard: &'g Guard) -> Option<&'g Table<K, V>> {
+        // Acquire: pairs with the Release CAS that installed the table, so its buckets are
+        // seen initialised.
+        let p = self.next.load(Ordering::Acquire);
+        // SAFETY: a next table is freed only after it stopped being reachable from the map
+        // and every guard that could see it is gone; we hold a guard.
+        unsafe { p.as_ref() }
+    }
+
+    /// Looks `hash`/`eq` up in this table (following moved slots into later tables).
+    fn find<'g>(
+        &'g self,
+        hash: u64,
+        eq: &mut impl FnMut(&K) -> bool,
+        guard: &'g Guard,
+    ) -> Option<&'g Entry<K, V>> {
+        let tag = tag_of(hash);
+        let mut b = hash as usize;
+        for _ in 0..self.len() {
+            let bucket = self.bucket(b);
+            // Acquire: a tag seen here was published by a Release RMW made after the slot
+            // word was written, so the slot load below sees that entry (or a later state).
+            let ctrl = bucket.ctrl.load(Ordering::Acquire);
+            for i in match_tag(ctrl, tag) {
+                // Acquire: pairs with the Release CAS that installed the entry, so its
+                // fields are initialised.
+                match Slot::decode(bucket.slots[i].load(Ordering::Acquire)) {
+                    Slot::Live(p) | Slot::Frozen(p) => {
+                        // SAFETY: the slot held p while we are pinned; p is retired only
+                        // after being unlinked, and freed only after our guard is dropped.
+                        let e = unsafe { &*p };
+                        if e.hash == hash && eq(&e.key) {
+                            return Some(e);
+                        }
+                    }
+                    Slot::Copied(Some(j)) => {
+                        let next = self.next(guard).expect("copied slot without next table");
+                        if let Some(e) = next.resolve(j, hash, eq, guard) {
+                            return Some(e);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if ctrl & OVERFLOW == 0 {
+                return None;
+            }
+            b = b.wrapping_add(1);
+        }
+        None
+    }
+
+    /// Reads slot `j`, where the previous table committed a copied entry; `Some` if it holds
+    /// the key.
+    fn resolve<'g>(
+        &'g self,
+        j: usize,
+        hash: u64,
+        eq: &mut impl FnMut(&K) -> bool,
+        guard: &'g Guard,
+    ) -> Option<&'g Entry<K, V>> {
+        let bucket = self.bucket(j / SLOTS);
+        // Acquire: as in `find`.
+        match Slot::decode(bucket.slots[j % SLOTS].load(Ordering::Acquire)) {
+            // A RESERVED slot reached through COPIED(j) is the committed copy (orphans are
+            // never named by a COPIED word), so it is as good as LIVE.
+            Slot::Live(p) | Slot::Frozen(p) | Slot::Reserved(p) => {
+                // SAFETY: reachable from the table while we are pinned (see `find`).
+                let e = unsafe { &*p };
+                (e.hash == hash && eq(&e.key)).then_some(e)
+            }
+            Slot::Copied(Some(k)) => {
+                let next = self.next(guard).expect("copied slot without next table");
+                next.resolve(k, hash, eq, guard)
+            }
+            // The entry copied here is gone: if it held our key, the key was removed after
+            // the lookup began (a miss is a valid answer); if not, the caller keeps looking.
+            _ => None,
+        }
+    }
+
+    /// Finds the slot a write for `hash`/`eq` must act on.
+    fn probe_write<'g>(&'g self, hash: u64, eq: &mut impl FnMut(&K) -> bool) -> Probe<'g, K, V> {
+        let tag = tag_of(hash);
+        let mut b = hash as usize;
+        for _ in 0..self.len() {
+            let bucket = self.bucket(b);
+            // Acquire: as in `find`.
+            let ctrl = bucket.ctrl.load(Ordering::Acquire);
+            for i in 0..SLOTS {
+                // Acquire: as in `find`.
+                match Slot::decode(bucket.slots[i].load(Ordering::Acquire)) {
+                    // Invariant 3: the key cannot be beyond the first EMPTY slot.
+                    Slot::Empty => return Probe::Vacant { bucket, i },
+                    Slot::Live(p) => {
+                        let t = tag_at(ctrl, i);
+                        // Tag 0 on a LIVE slot: an insert whose tag is not published yet.
+                        if t == tag || t == 0 {
+                            // SAFETY: as in `find`.
+                            let e = unsafe { &*p };
+                            if e.hash == hash && eq(&e.key) {
+                                if t == 0 {
+                                    // Help the inserter publish, so that this write is
+                                    // ordered after its insert for every reader.
+                                    // Release: publishes the slot word to tag readers.
+                                    bucket.ctrl.fetch_or(tag_bits(i, tag), Ordering::Release);
+                                }
+                                return Probe::Found {
+                                    bucket,
+                                    i,
+                                    entry: p,
+                                };
+                            }
+                        }
+                    }
+                    Slot::Tombstone | Slot::Reserved(_) => {}
+                    Slot::Frozen(_) | Slot::Copied(_) => return Probe::Moved,
+                }
+            }
+            if ctrl & OVERFLOW == 0 {
+                // Relaxed: the flag only extends later lookups; any ordering with the claim
+                // that follows is provided by the claim's own Release.
+                let prev = bucket.ctrl.fetch_or(OVERFLOW, Ordering::Relaxed);
+                if prev & OVERFLOW == 0 {
+                    // Relaxed: a trigger heuristic; exactness is not needed.
+                    let n = self.growth.overflows.fetch_add(1, Ordering::Relaxed) + 1;
+                    if n >= self.overflow_limit {
+                        return Probe::Full;
+                    }
+                }
+            }
+            b = b.wrapping_add(1);
+        }
+        Probe::Full
+    }
+}
+
+/// Where a write lands.
+enum Probe<'g, K, V> {
+    Found {
+        bucket: &'g Bucket<K, V>,
+        i: usize,
+        entry: *mut Entry<K, V>,
+    },
+    Vacant {
+        bucket: &'g Bucket<K, V>,
+        i: usize,
+    },
+    /// The table is migrating: help, then retry in the new one.
+    Moved,
+    /// The table is too full: start a migration.
+    Full,
+}
+
+/// What a read-modify-write does with the entry it found.
+pub(crate) enum Op<K, V> {
+    /// Leave the map as it is.
+    Keep,
+    /// Install this entry (its key must equal the probed key).
+    Put(Box<Entry<K, V>>),
+    /// Remove the entry found.
+    Remove,
+}
+
+/// What [`RawTable::rmw`] returns: the key's entry before and after the operation.
+pub(crate) type Outcome<'g, K, V> = (Option<&'g Entry<K, V>>, Option<&'g Entry<K, V>>);
+
+/// The map's state: the current table and the live count.
+pub(crate) struct RawTable<K, V> {
+    current: AtomicPtr<Table<K, V>>,
+    len: StripedCounter,
+}
+
+// SAFETY: the raw pointers are owned (tables, entries); sending the RawTable sends the keys
+// and values, so they must be Send.
+unsafe impl<K: Send, V: Send> Send for RawTable<K, V> {}
+// SAFETY: shared access hands out `&K`/`&V` to many threads at once (needs Sync) and lets any
+// thread drop entries that another inserted (needs Send).
+unsafe impl<K: Send + Sync, V: Send + Sync> Sync for RawTable<K, V> {}
+
+impl<K, V> RawTable<K, V> {
+    /// An empty table able to hold `capacity` entries without growing.
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        let t = Box::new(Table::new(buckets_for(capacity)));
+        RawTable {
+            current: AtomicPtr::new(Box::into_raw(t)),
+            len: StripedCounter::new(),
+        }
+    }
+
+    /// The current table.
+    #[inline]
+    fn table<'g>(&self, _guard: &'g Guard) -> &'g Table<K, V> {
+        // Acquire: pairs with the Release CAS that made the table current (migration end),
+        // so its buckets and every copied entry are visible.
+        let p = self.current.load(Ordering::Acquire);
+        // SAFETY: the current table is never null; an old one is freed only through the
+        // epoch after it stops being current, and we hold a guard.
+        unsafe { &*p }
+    }
+
+    /// Number of entries (a snapshot under concurrent writes).
+    pub(crate) fn len(&self) -> usize {
+        self.len.sum()
+    }
+
+    /// Slots in the current table.
+    pub(crate) fn capacity(&self, guard: &Guard) -> usize {
+        let t = self.table(guard);
+        t.len() * SLOTS * 4 / 5
+    }
+
+    /// Looks up the entry for `hash` whose key satisfies `eq`.
+    #[inline]
+    pub(crate) fn find<'g>(
+        &self,
+        hash: u64,
+        mut eq: impl FnMut(&K) -> bool,
+        guard: &'g Guard,
+    ) -> Option<&'g Entry<K, V>> {
+        self.table(guard).find(hash, &mut eq, guard)
+    }
+
+    /// Atomic read-modify-write of the entry for `hash`/`eq`.
+    ///
+    /// `f` sees the current entry (or `None`) and decides; it may be called again if another
+    /// thread changed the entry in between, and receives back the entry it returned from the
+    /// previous attempt so that allocations and user values are reused. Returns the entry
+    /// before and after the operation.
+    pub(crate) fn rmw<'g>(
+        &self,
+        hash: u64,
+        mut eq: impl FnMut(&K) -> bool,
+        mut f: impl FnMut(Option<&'g Entry<K, V>>, Option<Box<Entry<K, V>>>) -> Op<K, V>,
+        guard: &'g Guard,
+    ) -> Outcome<'g, K, V> {
+        let mut spare: Option<Box<Entry<K, V>>> = None;
+        loop {
+            let table = self.table(guard);
+            if table.next(guard).is_some() {
+                self.help_migrate(table, guard);
+                continue;
+            }
+            match table.probe_write(hash, &mut eq) {
+                Probe::Found { bucket, i, entry } => {
+                    // SAFETY: `entry` was LIVE in the table while we are pinned.
+                    let cur = unsafe { &*entry };
+                    match f(Some(cur), spare.take()) {
+                        Op::Keep => return (Some(cur), Some(cur)),
+                        Op::Put(new) => {
+                            let np = Box::into_raw(new);
+                            // AcqRel: Release publishes the new entry's fields; Acquire orders
+                            // us after the write that installed `entry`.
+                            match bucket.slots[i].compare_exchange(
+                                entry,
+                                np,
+                                Ordering::AcqRel,
+                                Ordering::Acquire,
+                            ) {
+                                Ok(_) => {
+                                    // SAFETY: `entry` is unlinked by the CAS above; the map
+                                    // never links it again (invariant 2).
+                                    unsafe { retire(entry, guard) };
+                                    // SAFETY: np is now LIVE in the table; freed only via
+                                    // the epoch after we unpin.
+                                    return (Some(cur), Some(unsafe { &*np }));
+                                }
+                                // SAFETY: the CAS failed, so np was never shared.
+                                Err(_) => spare = Some(unsafe { Box::from_raw(np) }),
+                            }
+                        }
+                        Op::Remove => {
+                            // AcqRel: as above; the Acquire half orders the retire after
+                            // every earlier write of the slot.
+                            if bucket.slots[i]
+                                .compare_exchange(
+                                    entry,
+                                    Slot::Tombstone.encode(),
+                                    Ordering::AcqRel,
+                                    Ordering::Acquire,
+                                )
+                                .is_ok()
+                            {
+                                // Relaxed: the tag is a hint; readers verify the slot word.
+                                bucket.ctrl.fetch_and(!tag_mask(i), Ordering::Relaxed);
+                                self.len.decr();
+                                // SAFETY: unlinked by the CAS above, never linked again.
+                                unsafe { retire(entry, guard) };
+                                return (Some(cur), None);
+                            }
+                        }
+                    }
+                }
+                Probe::Vacant { bucket, i } => match f(None, spare.take()) {
+                    Op::Keep | Op::Remove => return (None, None),
+                    Op::Put(new) => {
+                        let tag = tag_of(new.hash);
+                        let np = Box::into_raw(new);
+                        // AcqRel: Release publishes the entry to anyone who reads the slot;
+                        // Acquire (on failure) lets us read what won.
+                        match bucket.slots[i].compare_exchange(
+                            std::ptr::null_mut(),
+                            np,
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        ) {
+                            Ok(_) => {
+                                // Release: a reader that sees the tag sees the slot word.
+                                bucket.ctrl.fetch_or(tag_bits(i, tag), Ordering::Release);
+                                self.len.incr();
+                                // SAFETY: np is LIVE in the table; see above.
+                                return (None, Some(unsafe { &*np }));
+                            }
+                            // SAFETY: the CAS failed, so np was never shared.
+                            Err(_) => spare = Some(unsafe { Box::from_raw(np) }),
+                        }
+                    }
+                },
+                Probe::Moved => self.help_migrate(table, guard),
+                Probe::Full => self.start_migration(table, guard),
+            }
+        }
+    }
+
+    /// Calls `f` on every entry of the current table (weakly consistent: entries inserted or
+    /// removed during the walk may or may not be seen; none is seen twice).
+    pub(crate) fn for_each<'g>(&self, guard: &'g Guard, mut f: impl FnMut(&'g Entry<K, V>))
+    where
+        K: 'g,
+        V: 'g,
+    {
+        let table = self.table(guard);
+        for b in 0..table.len() {
+            let bucket = table.bucket(b);
+            // Acquire: see `find`.
+            let ctrl = bucket.ctrl.load(Ordering::Acquire);
+            for i in 0..SLOTS {
+                if tag_at(ctrl, i) == 0 {
+                    continue;
+                }
+                match Slot::decode(bucket.slots[i].load(Ordering::Acquire)) {
+                    // SAFETY: reachable while pinned (see `find`).
+                    Slot::Live(p) | Slot::Frozen(p) => f(unsafe { &*p }),
+                    Slot::Copied(Some(j)) => {
+                        let next = table.next(guard).expect("copied slot without next table");
+                        if let Some(e) = next.entry_at(j, guard) {
+                            f(e)
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+impl<K, V> Table<K, V> {
+    /// The entry that a COPIED(j) word points at, following further migrations.
+    fn entry_at<'g>(&'g self, j: usize, guard: &'g Guard) -> Option<&'g Entry<K, V>> {
+        let bucket = self.bucket(j / SLOTS);
+        match Slot::decode(bucket.slots[j % SLOTS].load(Ordering::Acquire)) {
+            // SAFETY: reachable while pinned (see `find`).
+            Slot::Live(p) | Slot::Frozen(p) | Slot::Reserved(p) => Some(unsafe { &*p }),
+            Slot::Copied(Some(k)) => self.next(guard)?.entry_at(k, guard),
+            _ => None,
+        }
+    }
+}
+
+/// Hands an unlinked entry to the epoch collector.
+///
+/// # Safety
+/// `p` must have been unlinked from every table by a successful CAS, never to be linked again.
+unsafe fn retire<K, V>(p: *mut Entry<K, V>, guard: &Guard) {
+    let p = SendPtr(p);
+    // SAFETY: per the contract no new reference to p can be created; those that exist are
+    // held under guards, and the collector runs this only after all of them are dropped.
+    unsafe {
+        guard.defer_unchecked(move || {
+            let p = p;
+            drop(Box::from_raw(p.0))
+        })
+    };
+}
+
+/// A raw pointer that may be moved to the thread that runs deferred destruction.
+struct SendPtr<T>(*mut T);
+// SAFETY: only used to hand an unlinked allocation to the collector; the map's own Send/Sync
+// bounds require K and V to be Send.
+unsafe impl<T> Send for SendPtr<T> {}
+
+impl<K, V> Drop for RawTable<K, V> {
+    fn drop(&mut self) {
+        // SAFETY: `&mut self`: no other thread can hold a reference into the map.
+        let guard = unsafe { crossbeam_epoch::unprotected() };
+        let t = self.table(guard);
+        if t.next(guard).is_some() {
+            // A migration that did not finish (cannot happen through the public API, which
+            // finishes every migration it starts); finish it so the final table owns all.
+            self.help_migrate(t, guard);
+        }
+        let t = self.current.load(Ordering::Relaxed);
+        // SAFETY: exclusive access; the current table owns every LIVE entry in it.
+        let table = unsafe { Box::from_raw(t) };
+        for bucket in table.buckets.iter() {
+            for s in bucket.slots.iter() {
+                if let Slot::Live(p) = Slot::decode(s.load(Ordering::Relaxed)) {
+                    // SAFETY: a LIVE entry is owned by the table and linked exactly once.
+                    drop(unsafe { Box::from_raw(p) });
+                }
+            }
+        }
+    }
+}
+
+impl<K, V> RawTable<K, V> {
+    /// Removes every entry with exclusive access, resetting the count.
+    pub(crate) fn clear_mut(&mut self) {
+        let buckets = {
+            // SAFETY: exclusive access.
+            let guard = unsafe { crossbeam_epoch::unprotected() };
+            self.table(guard).len()
+        };
+        let fresh = Box::into_raw(Box::new(Table::new(buckets)));
+        let old = std::mem::replace(&mut self.current, AtomicPtr::new(fresh));
+        let len = std::mem::replace(&mut self.len, StripedCounter::new());
+        drop(RawTable { current: old, len });
+        self.len.reset();
+    }
+}
+
+#[cfg(not(loom))]
+fn alloc_buckets<K, V>(n: usize) -> Box<[Bucket<K, V>]> {
+    use std::alloc::{alloc_zeroed, handle_alloc_error, Layout};
+    let layout = Layout::array::<Bucket<K, V>>(n).expect("capacity overflow");
+    // SAFETY: layout has non-zero size (n >= 1 and Bucket is 64 bytes).
+    let p = unsafe { alloc_zeroed(layout) } as *mut Bucket<K, V>;
+    if p.is_null() {
+        handle_alloc_error(layout);
+    }
+    // SAFETY: all-zero bytes are a valid Bucket (atomics of 0 / null = EMPTY, ctrl 0), the
+    // allocation has the layout of `[Bucket; n]`, and the global allocator made it.
+    unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, n)) }
+}
+
+#[cfg(loom)]
+fn alloc_buckets<K, V>(n: usize) -> Box<[Bucket<K, V>]> {
+    (0..n).map(|_| Bucket::new()).collect()
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests;

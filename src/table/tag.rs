@@ -1,0 +1,115 @@
+//! Hash tags and the bucket control word, matched with SWAR (eight bytes at once in a `u64`).
+//!
+//! Control word of a bucket, little-endian byte order:
+//!
+//! ```text
+//! byte:  0     1     2     3     4     5     6     7
+//!       tag0  tag1  tag2  tag3  tag4  tag5  tag6  meta
+//! ```
+//!
+//! `tagN` is `0` when slot N holds no published entry, otherwise `0x80 | top 7 hash bits`
+//! (never zero). `meta` bit 0 is the sticky *overflow* flag: some insert walked past this
+//! bucket because it was full, so a lookup that misses here must look at the next bucket.
+
+/// Number of slots in a bucket (bytes 0..7 of the control word are their tags).
+pub(crate) const SLOTS: usize = 7;
+
+/// `meta` bit: an insert probed past this bucket.
+pub(crate) const OVERFLOW: u64 = 1 << 56;
+
+const LSB: u64 = 0x0101_0101_0101_0101;
+const MSB: u64 = 0x8080_8080_8080_8080;
+/// The high bit of each tag byte (bytes 0..7), excluding the meta byte.
+const TAG_MSBS: u64 = 0x0080_8080_8080_8080;
+
+/// The tag stored for `hash`: its top seven bits with the high bit set, so it is never zero.
+#[inline]
+pub(crate) fn tag_of(hash: u64) -> u8 {
+    0x80 | (hash >> 57) as u8
+}
+
+/// The control-word bits that hold `tag` in slot `i`.
+#[inline]
+pub(crate) fn tag_bits(i: usize, tag: u8) -> u64 {
+    (tag as u64) << (8 * i)
+}
+
+/// The mask of slot `i`'s tag byte.
+#[inline]
+pub(crate) fn tag_mask(i: usize) -> u64 {
+    0xff << (8 * i)
+}
+
+/// The tag byte of slot `i`.
+#[inline]
+pub(crate) fn tag_at(ctrl: u64, i: usize) -> u8 {
+    (ctrl >> (8 * i)) as u8
+}
+
+/// Slots whose tag byte may equal `tag`, as a bit set of byte high bits.
+///
+/// May contain false positives (a byte above a true match can borrow), never false negatives;
+/// callers confirm each candidate by comparing the full hash and key.
+#[inline]
+pub(crate) fn match_tag(ctrl: u64, tag: u8) -> BitIter {
+    let x = ctrl ^ (LSB.wrapping_mul(tag as u64));
+    BitIter(x.wrapping_sub(LSB) & !x & MSB & TAG_MSBS)
+}
+
+/// Iterator over slot indices in a byte-high-bit mask.
+#[derive(Clone, Copy)]
+pub(crate) struct BitIter(u64);
+
+impl Iterator for BitIter {
+    type Item = usize;
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        if self.0 == 0 {
+            return None;
+        }
+        let i = self.0.trailing_zeros() as usize / 8;
+        self.0 &= self.0 - 1;
+        Some(i)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_are_never_zero() {
+        assert_eq!(tag_of(0), 0x80);
+        assert_eq!(tag_of(u64::MAX), 0xff);
+    }
+
+    #[test]
+    fn match_finds_every_true_match() {
+        for tag in [0x80u8, 0x81, 0xc3, 0xff] {
+            for pattern in 0u32..128 {
+                let mut ctrl = OVERFLOW;
+                let mut expect = vec![];
+                for i in 0..SLOTS {
+                    if pattern & (1 << i) != 0 {
+                        ctrl |= tag_bits(i, tag);
+                        expect.push(i);
+                    } else if i % 2 == 0 {
+                        ctrl |= tag_bits(i, tag ^ 0x01);
+                    }
+                }
+                let got: Vec<usize> = match_tag(ctrl, tag).collect();
+                for e in &expect {
+                    assert!(got.contains(e), "tag {tag:#x} pattern {pattern:#b}");
+                }
+                assert!(got.iter().all(|&i| i < SLOTS));
+            }
+        }
+    }
+
+    #[test]
+    fn match_ignores_meta_byte_and_empty_slots() {
+        let ctrl = !TAG_MSBS; // every tag byte 0x7f, meta 0xff
+        assert_eq!(match_tag(ctrl, 0xff).count(), 0);
+        assert_eq!(match_tag(0, 0x80).count(), 0);
+    }
+}
