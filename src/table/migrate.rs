@@ -25,7 +25,7 @@
 
 use super::slot::Slot;
 use super::tag::{tag_at, tag_bits, tag_of, OVERFLOW, SLOTS};
-use super::{buckets_for, Entry, RawTable, Table};
+use super::{Entry, RawTable, Table};
 use crate::sync::{spin_hint, AtomicPtr, Guard, Ordering};
 
 /// Buckets a migrating thread claims at a time.
@@ -41,12 +41,13 @@ impl<K, V> RawTable<K, V> {
             let live = self.len();
             // Grow when live entries fill at least half the target load; otherwise the table
             // is full of tombstones and a same-size copy cleans it.
+            // Never smaller than the old table: every copy must find room (see `place_copy`).
             let buckets = if live >= table.len() * SLOTS * 2 / 5 {
-                buckets_for(table.len() * SLOTS * 2 * 4 / 5)
+                table.len().checked_mul(2).expect("capacity overflow")
             } else {
                 table.len()
             };
-            let new = Box::into_raw(Box::new(Table::new(buckets.max(table.len()))));
+            let new = Box::into_raw(Box::new(Table::new(buckets)));
             // AcqRel: Release publishes the new table's initialised buckets; Acquire reads a
             // competitor's table on failure.
             if table

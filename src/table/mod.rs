@@ -101,16 +101,15 @@ pub(crate) fn buckets_for(capacity: usize) -> usize {
     let buckets = buckets
         .checked_next_power_of_two()
         .expect("capacity overflow");
+    // A bucket is one 64-byte line; the array must fit in isize::MAX bytes.
     if buckets
-        .checked_mul(std::mem::size_of::<Bucket<K0, V0>>())
+        .checked_mul(64)
         .is_none_or(|b| b > isize::MAX as usize)
     {
         panic!("capacity overflow");
     }
     buckets
 }
-type K0 = u64;
-type V0 = u64;
 
 impl<K, V> Table<K, V> {
     /// A table of `buckets` empty buckets (`buckets` a power of two).

@@ -105,7 +105,6 @@ fn growth_happens_near_target_load() {
             buckets = now;
         }
     }
-    eprintln!("growth loads: {loads:?}");
     let big: Vec<f64> = loads.iter().copied().skip(6).collect();
     assert!(!big.is_empty());
     for l in &big {
