@@ -148,46 +148,104 @@ impl<K, V> Table<K, V> {
     }
 
     /// Looks `hash`/`eq` up in this table (following moved slots into later tables).
+    #[inline]
     fn find<'g>(
         &'g self,
         hash: u64,
         eq: &mut impl FnMut(&K) -> bool,
         guard: &'g Guard,
     ) -> Option<&'g Entry<K, V>> {
-        let tag = tag_of(hash);
-        let mut b = hash as usize;
-        for _ in 0..self.len() {
-            let bucket = self.bucket(b);
-            // Acquire: a tag seen here was published by a Release RMW made after the slot
-            // word was written, so the slot load below sees that entry (or a later state).
-            let ctrl = bucket.ctrl.load(Ordering::Acquire);
-            for i in match_tag(ctrl, tag) {
-                // Acquire: pairs with the Release CAS that installed the entry, so its
-                // fields are initialised.
-                match Slot::decode(bucket.slots[i].load(Ordering::Acquire)) {
-                    Slot::Live(p) | Slot::Frozen(p) => {
-                        // SAFETY: the slot held p while we are pinned; p is retired only
-                        // after being unlinked, and freed only after our guard is dropped.
-                        let e = unsafe { &*p };
-                        if e.hash == hash && eq(&e.key) {
-                            return Some(e);
-                        }
-                    }
-                    Slot::Copied(Some(j)) => {
-                        let next = self.next(guard).expect("copied slot without next table");
-                        if let Some(e) = next.resolve(j, hash, eq, guard) {
-                            return Some(e);
-                        }
-                    }
-                    _ => {}
+        // The home bucket is inlined into the caller; probing past it (rare: only when an
+        // insert overflowed this bucket) continues out of line.
+        let bucket = self.bucket(hash as usize);
+        match self.find_in(bucket, hash, eq, guard) {
+            Ok(found) => found,
+            Err(()) => self.find_overflowed(hash, eq, guard),
+        }
+    }
+
+    /// Searches one bucket: `Ok(Some)` found, `Ok(None)` certainly absent from the table,
+    /// `Err` not here but the bucket overflowed, so the probe must go on.
+    #[inline(always)]
+    fn find_in<'g>(
+        &'g self,
+        bucket: &'g Bucket<K, V>,
+        hash: u64,
+        eq: &mut impl FnMut(&K) -> bool,
+        guard: &'g Guard,
+    ) -> Result<Option<&'g Entry<K, V>>, ()> {
+        // Acquire: a tag seen here was published by a Release RMW made after the slot word
+        // was written, so the slot load below sees that entry (or a later state).
+        let ctrl = bucket.ctrl.load(Ordering::Acquire);
+        for i in match_tag(ctrl, tag_of(hash)) {
+            // Acquire: pairs with the Release CAS that installed the entry, so its fields are
+            // initialised.
+            let raw = bucket.slots[i].load(Ordering::Acquire);
+            // A tag byte is only ever set on a slot that already holds an entry, and slots
+            // never return to EMPTY, so a matched slot is never null (`match_tag`'s false
+            // positives are bytes with a non-zero tag, see tag.rs).
+            debug_assert!(!raw.is_null());
+            if Slot::is_tagged_live(raw) {
+                // SAFETY: the slot held this entry while we are pinned; an entry is retired
+                // only after being unlinked, and freed only after every guard that could
+                // see it is dropped.
+                let e = unsafe { &*raw };
+                if e.hash == hash && eq(&e.key) {
+                    return Ok(Some(e));
                 }
+            } else if let Some(e) = self.find_moved(raw, hash, eq, guard) {
+                return Ok(Some(e));
             }
-            if ctrl & OVERFLOW == 0 {
-                return None;
-            }
+        }
+        if ctrl & OVERFLOW == 0 {
+            Ok(None)
+        } else {
+            Err(())
+        }
+    }
+
+    /// `find` past the home bucket, bounded by the table size.
+    #[cold]
+    #[inline(never)]
+    fn find_overflowed<'g>(
+        &'g self,
+        hash: u64,
+        eq: &mut impl FnMut(&K) -> bool,
+        guard: &'g Guard,
+    ) -> Option<&'g Entry<K, V>> {
+        let mut b = hash as usize;
+        for _ in 1..self.len() {
             b = b.wrapping_add(1);
+            if let Ok(found) = self.find_in(self.bucket(b), hash, eq, guard) {
+                return found;
+            }
         }
         None
+    }
+
+    /// The slow half of `find`: a tagged slot that is not LIVE (frozen or moved by a
+    /// migration, or just removed).
+    #[cold]
+    #[inline(never)]
+    fn find_moved<'g>(
+        &'g self,
+        raw: *mut Entry<K, V>,
+        hash: u64,
+        eq: &mut impl FnMut(&K) -> bool,
+        guard: &'g Guard,
+    ) -> Option<&'g Entry<K, V>> {
+        match Slot::decode(raw) {
+            Slot::Frozen(p) => {
+                // SAFETY: as in `find`: reachable while we are pinned.
+                let e = unsafe { &*p };
+                (e.hash == hash && eq(&e.key)).then_some(e)
+            }
+            Slot::Copied(Some(j)) => {
+                let next = self.next(guard).expect("copied slot without next table");
+                next.resolve(j, hash, eq, guard)
+            }
+            _ => None,
+        }
     }
 
     /// Reads slot `j`, where the previous table committed a copied entry; `Some` if it holds
@@ -351,7 +409,7 @@ impl<K, V> RawTable<K, V> {
     }
 
     /// Looks up the entry for `hash` whose key satisfies `eq`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn find<'g>(
         &self,
         hash: u64,

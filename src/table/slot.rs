@@ -64,6 +64,13 @@ impl<K, V> Slot<K, V> {
         }
     }
 
+    /// Whether `raw`, read from a slot whose tag is set (hence never EMPTY), is a LIVE entry
+    /// pointer. The lookup fast path: no full decoding.
+    #[inline(always)]
+    pub(crate) fn is_tagged_live(raw: *mut Entry<K, V>) -> bool {
+        raw.addr() & LOW == 0
+    }
+
     /// Encodes this state as a slot word.
     #[inline]
     pub(crate) fn encode(&self) -> *mut Entry<K, V> {
