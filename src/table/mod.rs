@@ -576,7 +576,13 @@ unsafe fn retire<K, V>(p: *mut Entry<K, V>, guard: &Guard) {
     unsafe {
         guard.defer_unchecked(move || {
             let p = p;
-            drop(Box::from_raw(p.0))
+            // The collector runs this on whichever thread happens to collect, where a panic
+            // from a user's Drop would unwind through crossbeam-epoch's internals. Catch it:
+            // the Box's memory is freed during the unwind, and the panic has already been
+            // reported by the panic hook.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                drop(Box::from_raw(p.0))
+            }));
         })
     };
 }
@@ -600,13 +606,25 @@ impl<K, V> Drop for RawTable<K, V> {
         let t = self.current.load(Ordering::Relaxed);
         // SAFETY: exclusive access; the current table owns every LIVE entry in it.
         let table = unsafe { Box::from_raw(t) };
+        // Like dropping a slice: if one entry's Drop panics, still drop all the others, then
+        // resume the first panic.
+        let mut panic = None;
         for bucket in table.buckets.iter() {
             for s in bucket.slots.iter() {
                 if let Slot::Live(p) = Slot::decode(s.load(Ordering::Relaxed)) {
-                    // SAFETY: a LIVE entry is owned by the table and linked exactly once.
-                    drop(unsafe { Box::from_raw(p) });
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        // SAFETY: a LIVE entry is owned by the table and linked exactly once.
+                        drop(unsafe { Box::from_raw(p) })
+                    }));
+                    if let Err(e) = r {
+                        panic.get_or_insert(e);
+                    }
                 }
             }
+        }
+        drop(table);
+        if let Some(e) = panic {
+            std::panic::resume_unwind(e);
         }
     }
 }
@@ -622,8 +640,8 @@ impl<K, V> RawTable<K, V> {
         let fresh = Box::into_raw(Box::new(Table::new(buckets)));
         let old = std::mem::replace(&mut self.current, AtomicPtr::new(fresh));
         let len = std::mem::replace(&mut self.len, StripedCounter::new());
+        // The map is consistent (empty) before any user Drop runs.
         drop(RawTable { current: old, len });
-        self.len.reset();
     }
 }
 
