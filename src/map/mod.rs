@@ -283,9 +283,10 @@ where
     /// assert_eq!(map.update("n", |n| n * 10), Some(10));
     /// assert_eq!(map.update("missing", |n| n * 10), None);
     /// ```
-    pub fn update(&self, key: K, f: impl Fn(&V) -> V) -> Option<V>
+    pub fn update<Q>(&self, key: &Q, f: impl Fn(&V) -> V) -> Option<V>
     where
-        K: Clone,
+        K: Borrow<Q> + Clone,
+        Q: Hash + Eq + ?Sized,
         V: Clone,
     {
         self.pin().update(key, f).cloned()
@@ -538,11 +539,28 @@ where
     /// m.insert("n", 1);
     /// assert_eq!(m.update("n", |n| n + 1), Some(&2));
     /// ```
-    pub fn update(&self, key: K, f: impl Fn(&V) -> V) -> Option<&V>
+    pub fn update<Q>(&self, key: &Q, f: impl Fn(&V) -> V) -> Option<&V>
     where
-        K: Clone,
+        K: Borrow<Q> + Clone,
+        Q: Hash + Eq + ?Sized,
     {
-        self.compute(key, |cur| cur.map(&f))
+        let hash = self.hash(key);
+        let (_, new) = self.map.raw.rmw(
+            hash,
+            |k| k.borrow() == key,
+            |cur, _spare| match cur {
+                // The stored key is cloned into the new entry: `update` never inserts, so
+                // it can take the key by reference.
+                Some(e) => Op::Put(Box::new(Entry {
+                    hash,
+                    key: e.key.clone(),
+                    value: f(&e.value),
+                })),
+                None => Op::Keep,
+            },
+            &self.guard,
+        );
+        new.map(|e| &e.value)
     }
 
     /// Atomically sets `key` to `f(&old)` if present, or to `default` if absent; returns the

@@ -12,8 +12,8 @@ fn handle_api_basics() {
     assert!(m.contains_key("a"));
     assert_eq!(m.get_or_insert("b".into(), 5), &5);
     assert_eq!(m.get_or_insert_with("b".into(), || unreachable!()), &5);
-    assert_eq!(m.update("b".into(), |v| v + 1), Some(&6));
-    assert_eq!(m.update("zz".into(), |v| v + 1), None);
+    assert_eq!(m.update("b", |v| v + 1), Some(&6));
+    assert_eq!(m.update("zz", |v| v + 1), None);
     assert_eq!(m.update_or_insert("c".into(), |v| v + 1, 0), &0);
     assert_eq!(m.update_or_insert("c".into(), |v| v + 1, 0), &1);
     assert_eq!(m.len(), 3);
