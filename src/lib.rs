@@ -4,7 +4,7 @@
 //! tags and seven entry pointers. A lookup matches all seven tags at once and dereferences
 //! only a matching slot, so a hit reads two lines (bucket and entry) and a miss usually one.
 //! Reads and writes are lock-free; removed entries are reclaimed with crossbeam-epoch; the
-//! table grows by a cooperative migration that never blocks readers or writers.
+//! table grows by a cooperative migration that a stalled thread cannot block.
 //!
 //! [`HashMap`] replaces `Mutex<HashMap<K, V>>`: change the type and replace
 //! `.lock().unwrap()` with [`.pin()`](HashMap::pin).
@@ -36,6 +36,9 @@
 mod counter;
 mod map;
 mod sync;
+#[cfg(loom)]
+#[doc(hidden)]
+pub use sync::__loom_knobs;
 mod table;
 
 pub use map::{HashMap, HashMapRef, Iter, Keys, Values};

@@ -22,6 +22,40 @@ pub(crate) fn spin_hint() {
     loom::thread::yield_now();
 }
 
+/// Loom-only "weakening knobs": each one, when a loom model turns it on, weakens one step of
+/// a protocol, so that the models in `loom-tests/tests/teeth.rs` can show loom rejects the
+/// weakened protocol. Compiled only under `--cfg loom`; every knob is off unless a model sets
+/// it (plain std atomics: loom does not see them, a model sets them before it starts).
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod __loom_knobs {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// `rmw` publishes a freshly inserted entry's tag with `Relaxed` instead of `Release`.
+    pub static RELAXED_TAG_PUBLISH: AtomicBool = AtomicBool::new(false);
+    /// `probe_write` skips LIVE slots whose tag is still unpublished (tag 0) instead of
+    /// checking whether they hold the key.
+    pub static SKIP_PENDING_CHECK: AtomicBool = AtomicBool::new(false);
+
+    /// The ordering of an insert's tag publication.
+    pub(crate) fn tag_publish() -> Ordering {
+        if RELAXED_TAG_PUBLISH.load(Ordering::Relaxed) {
+            Ordering::Relaxed
+        } else {
+            Ordering::Release
+        }
+    }
+
+    /// The tag `probe_write` acts on: an unpublished tag (0) becomes 1, which matches no key.
+    pub(crate) fn pending_tag(t: u8) -> u8 {
+        if t == 0 && SKIP_PENDING_CHECK.load(Ordering::Relaxed) {
+            1
+        } else {
+            t
+        }
+    }
+}
+
 /// The epoch-based reclamation the crate uses: a guard keeps every entry and table it can
 /// reach alive until it is dropped.
 pub(crate) use crossbeam_epoch::{pin, Guard};

@@ -15,9 +15,10 @@ use std::hash::{BuildHasher, Hash};
 ///
 /// Every bucket of the table is one 64-byte cache line holding seven hash tags and seven
 /// entry pointers, so a lookup that hits reads two lines (the bucket and the entry) and a
-/// miss usually reads one. Lookups, inserts and removes never lock and never wait for
-/// another thread; the table grows by a cooperative migration that readers and writers keep
-/// working through. Removed entries are reclaimed by epoch-based reclamation
+/// miss usually reads one. Lookups, inserts and removes never lock: a thread stalled in the
+/// middle of any operation cannot stop the others. The table grows by a cooperative
+/// migration; readers keep reading through it, and writers help finish it (any of them can
+/// finish all of it) before they continue. Removed entries are reclaimed by epoch-based reclamation
 /// (crossbeam-epoch).
 ///
 /// # Two ways to call it
@@ -170,7 +171,8 @@ impl<K, V, S> HashMap<K, V, S> {
         self.len() == 0
     }
 
-    /// How many entries the current table holds before it grows.
+    /// How many entries the current table is sized for. Growth is triggered by probe
+    /// overflows, not by this number, and with well-spread hashes starts a little above it.
     ///
     /// ```
     /// let map: linemap::HashMap<u8, u8> = linemap::HashMap::with_capacity(100);

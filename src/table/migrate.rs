@@ -32,7 +32,11 @@ use crate::sync::{spin_hint, AtomicPtr, Guard, Ordering};
 const CHUNK: usize = 64;
 
 /// Rounds of waiting for other migrators before sweeping the whole table.
+#[cfg(not(loom))]
 const PATIENCE: u32 = 1 << 12;
+/// Under loom every wait round yields to the scheduler, so wait little before sweeping.
+#[cfg(loom)]
+const PATIENCE: u32 = 2;
 
 impl<K, V> RawTable<K, V> {
     /// Starts (or joins) the migration of `table`, then helps it finish.
@@ -231,7 +235,12 @@ impl<K, V> Table<K, V> {
                 }
             }
             // Relaxed: see `probe_write`; lookups for p's key must continue past this bucket.
-            bucket.ctrl.fetch_or(OVERFLOW, Ordering::Relaxed);
+            let prev = bucket.ctrl.fetch_or(OVERFLOW, Ordering::Relaxed);
+            if prev & OVERFLOW == 0 {
+                // Counted like an insert's overflow, so the growth trigger sees copies too.
+                // Relaxed: a trigger heuristic.
+                self.growth.overflows.fetch_add(1, Ordering::Relaxed);
+            }
             b = b.wrapping_add(1);
         }
         // No room: only a copier that woke after the migration finished can get here, and

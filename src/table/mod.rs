@@ -11,9 +11,13 @@
 //! 2. Slot words only move along the transitions listed in [`slot`]; nothing returns to EMPTY.
 //! 3. An inserter claims the *first* EMPTY slot of its probe sequence, so every non-EMPTY slot
 //!    before a key's slot was non-EMPTY when the key was placed (this is what makes (1) hold).
-//! 4. A bucket's tag byte for a slot is set only after the slot holds a LIVE entry, and is
-//!    zero for EMPTY, TOMBSTONE and RESERVED slots (except transiently; tags are hints).
-//! 5. Writers only modify the current table, and only when it has no migration under way.
+//! 4. A bucket's tag byte for a slot is set only after the slot holds an entry, so a tagged
+//!    slot is never EMPTY. Tags are hints: a late tag write may leave a stale tag on a
+//!    TOMBSTONE until the next migration (readers then load the slot and skip it).
+//! 5. Writers act on the table they loaded as current. A writer that started before a
+//!    migration may still CAS a slot of the old table; that is safe because freezing is a
+//!    CAS on the same word, so either the write lands before the freeze (and is copied) or
+//!    the writer's CAS fails and it retries in the new table.
 
 pub(crate) mod slot;
 pub(crate) mod tag;
@@ -65,8 +69,8 @@ impl<K, V> Bucket<K, V> {
 }
 
 /// The largest fraction of buckets allowed to overflow before the table grows, as a shift:
-/// `buckets >> OVERFLOW_SHIFT`. Calibrated so that growth starts near a load of 0.8 for
-/// uniform hashes (see `tests::growth_happens_near_target_load`).
+/// `buckets >> OVERFLOW_SHIFT`. With uniform hashes growth starts at a load of about 0.75
+/// (see `tests::growth_happens_near_target_load`).
 const OVERFLOW_SHIFT: u32 = 2;
 
 /// Fields written during growth, kept off the line that every lookup reads.
@@ -90,12 +94,16 @@ pub(crate) struct Table<K, V> {
     growth: CachePadded<GrowthState>,
 }
 
-/// Number of buckets needed to hold `capacity` entries below the target load (0.8),
-/// rounded to a power of two. Panics with "capacity overflow" when that cannot be allocated.
+/// Load (entries per slot, in tenths) that `with_capacity` sizes for: below the ~0.75 at
+/// which growth starts, so that a table made for `n` entries holds them without growing.
+const SIZING_LOAD_TENTHS: usize = 7;
+
+/// Number of buckets needed to hold `capacity` entries at `SIZING_LOAD_TENTHS`, rounded
+/// to a power of two. Panics with "capacity overflow" when that cannot be allocated.
 pub(crate) fn buckets_for(capacity: usize) -> usize {
     let slots = capacity
-        .checked_mul(5)
-        .map(|x| x / 4 + 1)
+        .checked_mul(10)
+        .map(|x| x / SIZING_LOAD_TENTHS + 1)
         .expect("capacity overflow");
     let buckets = slots.div_ceil(SLOTS);
     let buckets = buckets
@@ -292,6 +300,8 @@ impl<K, V> Table<K, V> {
                     Slot::Empty => return Probe::Vacant { bucket, i },
                     Slot::Live(p) => {
                         let t = tag_at(ctrl, i);
+                        #[cfg(loom)]
+                        let t = crate::sync::__loom_knobs::pending_tag(t);
                         // Tag 0 on a LIVE slot: an insert whose tag is not published yet.
                         if t == tag || t == 0 {
                             // SAFETY: as in `find`.
@@ -402,10 +412,10 @@ impl<K, V> RawTable<K, V> {
         self.len.sum()
     }
 
-    /// Slots in the current table.
+    /// Entries the current table is sized for (slots at the sizing load).
     pub(crate) fn capacity(&self, guard: &Guard) -> usize {
         let t = self.table(guard);
-        t.len() * SLOTS * 4 / 5
+        t.len() * SLOTS * SIZING_LOAD_TENTHS / 10
     }
 
     /// Looks up the entry for `hash` whose key satisfies `eq`.
@@ -479,8 +489,10 @@ impl<K, V> RawTable<K, V> {
                                 )
                                 .is_ok()
                             {
-                                // Relaxed: the tag is a hint; readers verify the slot word.
-                                bucket.ctrl.fetch_and(!tag_mask(i), Ordering::Relaxed);
+                                // Release: a reader that sees the tag gone (and so never loads
+                                // the slot) must still see everything this thread did before
+                                // the remove.
+                                bucket.ctrl.fetch_and(!tag_mask(i), Ordering::Release);
                                 self.len.decr();
                                 // SAFETY: unlinked by the CAS above, never linked again.
                                 unsafe { retire(entry, guard) };
@@ -504,7 +516,13 @@ impl<K, V> RawTable<K, V> {
                         ) {
                             Ok(_) => {
                                 // Release: a reader that sees the tag sees the slot word.
+                                #[cfg(not(loom))]
                                 bucket.ctrl.fetch_or(tag_bits(i, tag), Ordering::Release);
+                                #[cfg(loom)]
+                                bucket.ctrl.fetch_or(
+                                    tag_bits(i, tag),
+                                    crate::sync::__loom_knobs::tag_publish(),
+                                );
                                 self.len.incr();
                                 // SAFETY: np is LIVE in the table; see above.
                                 return (None, Some(unsafe { &*np }));
@@ -580,9 +598,8 @@ unsafe fn retire<K, V>(p: *mut Entry<K, V>, guard: &Guard) {
             // from a user's Drop would unwind through crossbeam-epoch's internals. Catch it:
             // the Box's memory is freed during the unwind, and the panic has already been
             // reported by the panic hook.
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                drop(Box::from_raw(p.0))
-            }));
+            let _ =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(Box::from_raw(p.0))));
         })
     };
 }
