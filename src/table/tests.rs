@@ -139,7 +139,11 @@ fn with_capacity_holds_its_capacity_without_growing() {
     for n in [1usize, 7, 10, 100, 1_000, 5_733, 20_000, 80_281, 91_749] {
         let t = RawTable::with_capacity(n);
         let buckets = t.table(&pin()).len();
-        assert!(t.capacity(&pin()) >= n, "capacity {} < {n}", t.capacity(&pin()));
+        assert!(
+            t.capacity(&pin()) >= n,
+            "capacity {} < {n}",
+            t.capacity(&pin())
+        );
         for k in 0..n as u64 {
             raw_insert(&t, k, k);
         }
