@@ -42,14 +42,11 @@ impl<K, V> RawTable<K, V> {
     /// Starts (or joins) the migration of `table`, then helps it finish.
     pub(super) fn start_migration<'g>(&self, table: &'g Table<K, V>, guard: &'g Guard) {
         if table.next(guard).is_none() {
-            let live = self.len();
-            // Grow when live entries fill at least half the target load; otherwise the table
-            // is full of tombstones and a same-size copy cleans it.
             // Never smaller than the old table: every copy must find room (see `place_copy`).
-            let buckets = if live >= table.len() * SLOTS * 2 / 5 {
-                table.len().checked_mul(2).expect("capacity overflow")
-            } else {
+            let buckets = if table.worth_cleaning(self.len()) {
                 table.len()
+            } else {
+                table.len().checked_mul(2).expect("capacity overflow")
             };
             let new = Box::into_raw(Box::new(Table::new(buckets)));
             // AcqRel: Release publishes the new table's initialised buckets; Acquire reads a
@@ -153,6 +150,29 @@ impl<K, V> RawTable<K, V> {
 }
 
 impl<K, V> Table<K, V> {
+    /// Whether a same-size copy is the right answer to this table overflowing: only when live
+    /// entries are few (under 40% of the slots) *and* tombstones hold a real share of the
+    /// slots (at least an eighth), so that the copy gives that space back. Overflows can also
+    /// come from clustered hashes with no tombstones at all; copying at the same size would
+    /// then rebuild the same clusters and overflow again forever, so the table doubles.
+    ///
+    /// Counting tombstones reads every slot once; it runs once per migration (by the threads
+    /// that find no migration started), next to a copy that reads every slot anyway.
+    fn worth_cleaning(&self, live: usize) -> bool {
+        let slots = self.len() * SLOTS;
+        if live >= slots * 2 / 5 {
+            return false;
+        }
+        let tombstones = self
+            .buckets
+            .iter()
+            .flat_map(|b| b.slots.iter())
+            // Relaxed: an estimate; the decision is only about the new table's size.
+            .filter(|s| matches!(Slot::decode(s.load(Ordering::Relaxed)), Slot::Tombstone))
+            .count();
+        tombstones >= slots / 8
+    }
+
     /// Drives old slot (b, i) to its final state. Returns 1 if this call made the step that
     /// counts for the slot (see the module docs), else 0.
     pub(super) fn migrate_slot(
