@@ -12,8 +12,8 @@
 //! 3. An inserter claims the *first* EMPTY slot of its probe sequence, so every non-EMPTY slot
 //!    before a key's slot was non-EMPTY when the key was placed (this is what makes (1) hold).
 //! 4. A bucket's tag byte for a slot is set only after the slot holds an entry, so a tagged
-//!    slot is never EMPTY. Tags are hints: a late tag write may leave a stale tag on a
-//!    TOMBSTONE until the next migration (readers then load the slot and skip it).
+//!    slot is never EMPTY. Tags are hints: a removed entry's TOMBSTONE keeps its tag until the
+//!    next migration (readers then load the slot and skip it).
 //! 5. Writers act on the table they loaded as current. A writer that started before a
 //!    migration may still CAS a slot of the old table; that is safe because freezing is a
 //!    CAS on the same word, so either the write lands before the freeze (and is copied) or
@@ -28,7 +28,7 @@ use crate::counter::StripedCounter;
 use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Guard, Ordering};
 use crossbeam_utils::CachePadded;
 use slot::Slot;
-use tag::{match_tag, tag_at, tag_bits, tag_mask, tag_of, OVERFLOW, SLOTS};
+use tag::{match_tag, tag_at, tag_bits, tag_of, OVERFLOW, SLOTS};
 
 /// One key-value pair, allocated once per insert and never mutated after it is published.
 ///
@@ -489,10 +489,10 @@ impl<K, V> RawTable<K, V> {
                                 )
                                 .is_ok()
                             {
-                                // Release: a reader that sees the tag gone (and so never loads
-                                // the slot) must still see everything this thread did before
-                                // the remove.
-                                bucket.ctrl.fetch_and(!tag_mask(i), Ordering::Release);
+                                // The tag stays: a TOMBSTONE is never reused, so a stale tag
+                                // only makes a lookup with the same 7-bit tag load this slot
+                                // (same line) and skip it, and that load synchronises with our
+                                // CAS. Clearing it would cost a second locked RMW per remove.
                                 self.len.decr();
                                 // SAFETY: unlinked by the CAS above, never linked again.
                                 unsafe { retire(entry, guard) };

@@ -7,8 +7,8 @@
 //!       tag0  tag1  tag2  tag3  tag4  tag5  tag6  meta
 //! ```
 //!
-//! `tagN` is `0` when slot N holds no published entry, otherwise `0x80 | top 7 hash bits`
-//! (never zero). `meta` bit 0 is the sticky *overflow* flag: some insert walked past this
+//! `tagN` is `0` when slot N has held no published entry, otherwise `0x80 | top 7 hash bits`
+//! of the entry published there (never zero; kept after the entry is removed). `meta` bit 0 is the sticky *overflow* flag: some insert walked past this
 //! bucket because it was full, so a lookup that misses here must look at the next bucket.
 
 /// Number of slots in a bucket (bytes 0..7 of the control word are their tags).
@@ -32,12 +32,6 @@ pub(crate) fn tag_of(hash: u64) -> u8 {
 #[inline]
 pub(crate) fn tag_bits(i: usize, tag: u8) -> u64 {
     (tag as u64) << (8 * i)
-}
-
-/// The mask of slot `i`'s tag byte.
-#[inline]
-pub(crate) fn tag_mask(i: usize) -> u64 {
-    0xff << (8 * i)
 }
 
 /// The tag byte of slot `i`.
