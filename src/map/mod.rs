@@ -694,7 +694,8 @@ where
     }
 
     /// An iterator over the entries (weakly consistent: entries written during the walk may
-    /// or may not appear; none appears twice).
+    /// or may not appear; no entry appears twice, but a key removed and inserted again during
+    /// the walk can appear once per entry it had).
     ///
     /// ```
     /// let map: linemap::HashMap<u32, u32> = (0..3).map(|i| (i, i * i)).collect();

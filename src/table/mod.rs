@@ -138,6 +138,11 @@ impl<K, V> Table<K, V> {
         self.mask + 1
     }
 
+    /// Entries this table is sized for: its slots at the sizing load.
+    pub(crate) fn sized_for(&self) -> usize {
+        self.len() * SLOTS * SIZING_LOAD_TENTHS / 10
+    }
+
     #[inline]
     fn bucket(&self, i: usize) -> &Bucket<K, V> {
         // SAFETY: every caller masks `i` with `self.mask`, and `buckets.len() == mask + 1`.
@@ -285,8 +290,14 @@ impl<K, V> Table<K, V> {
         }
     }
 
-    /// Finds the slot a write for `hash`/`eq` must act on.
-    fn probe_write<'g>(&'g self, hash: u64, eq: &mut impl FnMut(&K) -> bool) -> Probe<'g, K, V> {
+    /// Finds the slot a write for `hash`/`eq` must act on. With `crowded_ok` the overflow
+    /// count is not a reason to stop (see [`Probe::Crowded`]).
+    fn probe_write<'g>(
+        &'g self,
+        hash: u64,
+        eq: &mut impl FnMut(&K) -> bool,
+        crowded_ok: bool,
+    ) -> Probe<'g, K, V> {
         let tag = tag_of(hash);
         let mut b = hash as usize;
         for _ in 0..self.len() {
@@ -332,8 +343,8 @@ impl<K, V> Table<K, V> {
                 if prev & OVERFLOW == 0 {
                     // Relaxed: a trigger heuristic; exactness is not needed.
                     let n = self.growth.overflows.fetch_add(1, Ordering::Relaxed) + 1;
-                    if n >= self.overflow_limit {
-                        return Probe::Full;
+                    if n >= self.overflow_limit && !crowded_ok {
+                        return Probe::Crowded;
                     }
                 }
             }
@@ -356,7 +367,10 @@ enum Probe<'g, K, V> {
     },
     /// The table is migrating: help, then retry in the new one.
     Moved,
-    /// The table is too full: start a migration.
+    /// The overflow count reached its limit (the growth trigger): the caller decides whether
+    /// the table is really full or the overflows are local crowding.
+    Crowded,
+    /// Every bucket was probed without finding room: start a migration.
     Full,
 }
 
@@ -414,8 +428,7 @@ impl<K, V> RawTable<K, V> {
 
     /// Entries the current table is sized for (slots at the sizing load).
     pub(crate) fn capacity(&self, guard: &Guard) -> usize {
-        let t = self.table(guard);
-        t.len() * SLOTS * SIZING_LOAD_TENTHS / 10
+        self.table(guard).sized_for()
     }
 
     /// Looks up the entry for `hash` whose key satisfies `eq`.
@@ -443,13 +456,14 @@ impl<K, V> RawTable<K, V> {
         guard: &'g Guard,
     ) -> Outcome<'g, K, V> {
         let mut spare: Option<Box<Entry<K, V>>> = None;
+        let mut crowded_ok = false;
         loop {
             let table = self.table(guard);
             if table.next(guard).is_some() {
                 self.help_migrate(table, guard);
                 continue;
             }
-            match table.probe_write(hash, &mut eq) {
+            match table.probe_write(hash, &mut eq, crowded_ok) {
                 Probe::Found { bucket, i, entry } => {
                     // SAFETY: `entry` was LIVE in the table while we are pinned.
                     let cur = unsafe { &*entry };
@@ -533,6 +547,20 @@ impl<K, V> RawTable<K, V> {
                     }
                 },
                 Probe::Moved => self.help_migrate(table, guard),
+                Probe::Crowded => {
+                    // Grow when the table holds what it was sized for, or when overflows are
+                    // twice the trigger (clustering or tombstones: `start_migration` picks).
+                    // Otherwise the overflows are local crowding in a table below its
+                    // capacity (likely in small tables): keep probing, so that a table made
+                    // by `with_capacity(n)` holds n entries without growing.
+                    // Relaxed: a heuristic read.
+                    let overflows = table.growth.overflows.load(Ordering::Relaxed);
+                    if self.len() >= table.sized_for() || overflows >= 2 * table.overflow_limit {
+                        self.start_migration(table, guard);
+                    } else {
+                        crowded_ok = true;
+                    }
+                }
                 Probe::Full => self.start_migration(table, guard),
             }
         }
