@@ -69,10 +69,8 @@ where
     S: BuildHasher,
 {
     fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
-        let m = self.pin();
-        for (k, v) in iter {
-            m.insert(k, v);
-        }
+        let mut shared: &Self = self;
+        shared.extend(iter);
     }
 }
 
