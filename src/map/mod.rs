@@ -220,6 +220,7 @@ where
     /// map.insert(7, "seven".to_string());
     /// assert_eq!(map.get(&7).as_deref(), Some("seven"));
     /// ```
+    #[inline]
     pub fn get<Q>(&self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
@@ -341,7 +342,7 @@ where
     V: Send + Sync + 'static,
     S: BuildHasher,
 {
-    #[inline]
+    #[inline(always)]
     fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
         self.map.hasher.hash_one(key)
     }
@@ -364,7 +365,7 @@ where
     /// m.insert("k".to_string(), 1);
     /// assert_eq!(m.get("k"), Some(&1)); // &str looks up String keys, as in std
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn get<Q>(&self, key: &Q) -> Option<&V>
     where
         K: Borrow<Q>,
@@ -381,7 +382,7 @@ where
     /// m.insert(1, 'a');
     /// assert_eq!(m.get_key_value(&1), Some((&1, &'a')));
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn get_key_value<Q>(&self, key: &Q) -> Option<(&K, &V)>
     where
         K: Borrow<Q>,
