@@ -262,7 +262,8 @@ impl<K, V> Table<K, V> {
     }
 
     /// Reads slot `j`, where the previous table committed a copied entry; `Some` if it holds
-    /// the key.
+    /// the key. If the entry copied there is gone and it held our key, the key was removed
+    /// after the lookup began (a miss is a valid answer); if not, the caller keeps looking.
     fn resolve<'g>(
         &'g self,
         j: usize,
@@ -270,24 +271,8 @@ impl<K, V> Table<K, V> {
         eq: &mut impl FnMut(&K) -> bool,
         guard: &'g Guard,
     ) -> Option<&'g Entry<K, V>> {
-        let bucket = self.bucket(j / SLOTS);
-        // Acquire: as in `find`.
-        match Slot::decode(bucket.slots[j % SLOTS].load(Ordering::Acquire)) {
-            // A RESERVED slot reached through COPIED(j) is the committed copy (orphans are
-            // never named by a COPIED word), so it is as good as LIVE.
-            Slot::Live(p) | Slot::Frozen(p) | Slot::Reserved(p) => {
-                // SAFETY: reachable from the table while we are pinned (see `find`).
-                let e = unsafe { &*p };
-                (e.hash == hash && eq(&e.key)).then_some(e)
-            }
-            Slot::Copied(Some(k)) => {
-                let next = self.next(guard).expect("copied slot without next table");
-                next.resolve(k, hash, eq, guard)
-            }
-            // The entry copied here is gone: if it held our key, the key was removed after
-            // the lookup began (a miss is a valid answer); if not, the caller keeps looking.
-            _ => None,
-        }
+        self.entry_at(j, guard)
+            .filter(|e| e.hash == hash && eq(&e.key))
     }
 
     /// Finds the slot a write for `hash`/`eq` must act on. With `crowded_ok` the overflow
@@ -599,13 +584,19 @@ impl<K, V> RawTable<K, V> {
 }
 
 impl<K, V> Table<K, V> {
-    /// The entry that a COPIED(j) word points at, following further migrations.
+    /// The entry that a COPIED(j) word points at, following further migrations. A RESERVED
+    /// slot reached this way is the committed copy (orphans are never named by a COPIED
+    /// word), so it is as good as LIVE.
     fn entry_at<'g>(&'g self, j: usize, guard: &'g Guard) -> Option<&'g Entry<K, V>> {
         let bucket = self.bucket(j / SLOTS);
+        // Acquire: as in `find`.
         match Slot::decode(bucket.slots[j % SLOTS].load(Ordering::Acquire)) {
             // SAFETY: reachable while pinned (see `find`).
             Slot::Live(p) | Slot::Frozen(p) | Slot::Reserved(p) => Some(unsafe { &*p }),
-            Slot::Copied(Some(k)) => self.next(guard)?.entry_at(k, guard),
+            Slot::Copied(Some(k)) => {
+                let next = self.next(guard).expect("copied slot without next table");
+                next.entry_at(k, guard)
+            }
             _ => None,
         }
     }
