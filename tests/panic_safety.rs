@@ -388,3 +388,51 @@ fn panics_under_concurrency() {
     drop(map);
     t.assert_all_dropped();
 }
+
+/// Fills a map, then makes `Hash` panic for one stored key and inserts other keys until a
+/// migration has to re-hash it. Returns the map (its migration left unfinished) and the model.
+fn panic_mid_migration(t: &Arc<Tracker>) -> (TouchyMap<DefaultHashBuilder>, BTreeMap<u64, u64>) {
+    let (map, mut model) = filled(DefaultHashBuilder::default(), t, 20);
+    touchy::hash_panics_for(Some(7));
+    let mut k = 1000;
+    let panicked = loop {
+        assert!(k < 100_000, "no migration re-hashed key 7");
+        quiet_intentional_panics();
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            map.pin().insert(Touchy::new(t, k), Tracked::new(t, k));
+        }));
+        if let Err(e) = r {
+            assert!(panic_message(&*e).contains("intentional"));
+            break k;
+        }
+        model.insert(k, k);
+        k += 1;
+    };
+    touchy::hash_panics_for(None);
+    // The insert that panicked was helping a migration and had not placed its own key yet.
+    assert!(!map.pin().contains_key(&Touchy::new(t, panicked)));
+    (map, model)
+}
+
+#[test]
+fn panicking_hash_during_migration_then_use() {
+    let t = Tracker::new();
+    let (map, mut model) = panic_mid_migration(&t);
+    // Readers see every key while the migration is stuck on the frozen entry.
+    assert_contents(&map, &t, &model);
+    // The next writer finishes the migration (sweeping what the panicking thread left).
+    still_usable(&map, &t, &mut model);
+    t.assert_alive_settles_to(2 * model.len());
+    drop(map);
+    t.assert_all_dropped();
+}
+
+#[test]
+fn panicking_hash_during_migration_then_drop() {
+    let t = Tracker::new();
+    let (map, model) = panic_mid_migration(&t);
+    assert_contents(&map, &t, &model);
+    // Dropping with the migration unfinished drops each entry once, wherever it sits.
+    drop(map);
+    t.assert_all_dropped();
+}

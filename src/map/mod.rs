@@ -425,7 +425,7 @@ where
     /// ```
     pub fn insert(&self, key: K, value: V) -> Option<&V> {
         let hash = self.hash(&key);
-        let mut fresh = Some(Box::new(Entry { hash, key, value }));
+        let mut fresh = Some(Box::new(Entry { key, value }));
         let kp: *const K = &fresh.as_ref().expect("entry").key;
         let (old, _) = self.map.raw.rmw(
             hash,
@@ -434,6 +434,7 @@ where
             // freed only after our guard is dropped.
             |k| k == unsafe { &*kp },
             |_, spare| Op::Put(spare.or_else(|| fresh.take()).expect("entry")),
+            &|k: &K| self.hash(k),
             &self.guard,
         );
         old.map(|e| &e.value)
@@ -474,6 +475,7 @@ where
             hash,
             |k| k.borrow() == key,
             |cur, _| if cur.is_some() { Op::Remove } else { Op::Keep },
+            &|k: &K| self.hash(k),
             &self.guard,
         );
         old.map(|e| (&e.key, &e.value))
@@ -519,7 +521,6 @@ where
                 None => Op::Put(spare.unwrap_or_else(|| {
                     let value = (make.take().expect("make runs once"))();
                     let entry = Box::new(Entry {
-                        hash,
                         key: key.take().expect("key"),
                         value,
                     });
@@ -527,6 +528,7 @@ where
                     entry
                 })),
             },
+            &|k: &K| self.hash(k),
             &self.guard,
         );
         &new.expect("present after get_or_insert").value
@@ -555,12 +557,12 @@ where
                 // The stored key is cloned into the new entry: `update` never inserts, so
                 // it can take the key by reference.
                 Some(e) => Op::Put(Box::new(Entry {
-                    hash,
                     key: e.key.clone(),
                     value: f(&e.value),
                 })),
                 None => Op::Keep,
             },
+            &|k: &K| self.hash(k),
             &self.guard,
         );
         new.map(|e| &e.value)
@@ -601,11 +603,11 @@ where
                         .expect("default recovered after each attempt"),
                 };
                 Op::Put(Box::new(Entry {
-                    hash,
                     key: key.clone(),
                     value,
                 }))
             },
+            &|k: &K| self.hash(k),
             &self.guard,
         );
         &new.expect("present after update_or_insert").value
@@ -634,13 +636,13 @@ where
             |k| *k == key,
             |cur, _spare| match f(cur.map(|e| &e.value)) {
                 Some(value) => Op::Put(Box::new(Entry {
-                    hash,
                     key: key.clone(),
                     value,
                 })),
                 None if cur.is_some() => Op::Remove,
                 None => Op::Keep,
             },
+            &|k: &K| self.hash(k),
             &self.guard,
         );
         new.map(|e| &e.value)
@@ -669,12 +671,13 @@ where
             // SAFETY: p was reachable while we stay pinned, so it is still allocated.
             let e = unsafe { &*p };
             self.map.raw.rmw(
-                e.hash,
+                self.hash(&e.key),
                 |k| *k == e.key,
                 |cur, _| match cur {
                     Some(c) if std::ptr::eq(c, e) => Op::Remove,
                     _ => Op::Keep,
                 },
+                &|k: &K| self.hash(k),
                 &self.guard,
             );
         }

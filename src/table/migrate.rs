@@ -25,7 +25,7 @@
 
 use super::slot::Slot;
 use super::tag::{tag_at, tag_bits, tag_of, OVERFLOW, SLOTS};
-use super::{Entry, RawTable, Table};
+use super::{Entry, RawTable, Rehash, Table};
 use crate::sync::{spin_hint, AtomicPtr, Guard, Ordering};
 
 /// Buckets a migrating thread claims at a time.
@@ -40,7 +40,12 @@ const PATIENCE: u32 = 2;
 
 impl<K, V> RawTable<K, V> {
     /// Starts (or joins) the migration of `table`, then helps it finish.
-    pub(super) fn start_migration<'g>(&self, table: &'g Table<K, V>, guard: &'g Guard) {
+    pub(super) fn start_migration<'g>(
+        &self,
+        table: &'g Table<K, V>,
+        rehash: Rehash<'_, K>,
+        guard: &'g Guard,
+    ) {
         if table.next(guard).is_none() {
             // Never smaller than the old table: every copy must find room (see `place_copy`).
             let buckets = if table.worth_cleaning(self.len()) {
@@ -65,11 +70,16 @@ impl<K, V> RawTable<K, V> {
                 drop(unsafe { Box::from_raw(new) });
             }
         }
-        self.help_migrate(table, guard);
+        self.help_migrate(table, rehash, guard);
     }
 
     /// Helps migrate `table` into its next table and returns once it is no longer current.
-    pub(super) fn help_migrate<'g>(&self, table: &'g Table<K, V>, guard: &'g Guard) {
+    pub(super) fn help_migrate<'g>(
+        &self,
+        table: &'g Table<K, V>,
+        rehash: Rehash<'_, K>,
+        guard: &'g Guard,
+    ) {
         let next = table
             .next(guard)
             .expect("help_migrate without a next table");
@@ -86,7 +96,7 @@ impl<K, V> RawTable<K, V> {
             let mut done = 0;
             for b in start..end {
                 for i in 0..SLOTS {
-                    done += table.migrate_slot(b, i, next, guard);
+                    done += table.migrate_slot(b, i, next, rehash, guard);
                 }
             }
             // AcqRel: our copies happen-before whoever sees the total and completes.
@@ -114,7 +124,7 @@ impl<K, V> RawTable<K, V> {
             }
             for b in 0..table.len() {
                 for i in 0..SLOTS {
-                    table.migrate_slot(b, i, next, guard);
+                    table.migrate_slot(b, i, next, rehash, guard);
                 }
             }
             // Every slot is now final (committed and published), whoever counted it.
@@ -180,6 +190,7 @@ impl<K, V> Table<K, V> {
         b: usize,
         i: usize,
         next: &Table<K, V>,
+        rehash: Rehash<'_, K>,
         guard: &Guard,
     ) -> usize {
         let slot = &self.bucket(b).slots[i];
@@ -211,17 +222,25 @@ impl<K, V> Table<K, V> {
                         Ordering::Acquire,
                     );
                 }
-                Slot::Frozen(p) => next.place_copy(slot, p, guard),
+                Slot::Frozen(p) => next.place_copy(slot, p, rehash, guard),
                 Slot::Copied(None) => return 0,
-                Slot::Copied(Some(j)) => return next.publish(j),
+                Slot::Copied(Some(j)) => return next.publish(j, rehash),
             }
         }
     }
 
     /// Reserves (or finds) p's place in this (new) table and commits it in `old_slot`.
-    fn place_copy(&self, old_slot: &AtomicPtr<Entry<K, V>>, p: *mut Entry<K, V>, _guard: &Guard) {
-        // SAFETY: p is FROZEN in the old table and we are pinned, so it is alive.
-        let hash = unsafe { (*p).hash };
+    fn place_copy(
+        &self,
+        old_slot: &AtomicPtr<Entry<K, V>>,
+        p: *mut Entry<K, V>,
+        rehash: Rehash<'_, K>,
+        _guard: &Guard,
+    ) {
+        // SAFETY: p is FROZEN in the old table and we are pinned, so it is alive. If the
+        // user's Hash panics here, the slot stays FROZEN and this thread's chunk is never
+        // counted: like a stalled copier, which the sweep in `help_migrate` finishes.
+        let hash = rehash(unsafe { &(*p).key });
         let mut b = hash as usize;
         for _ in 0..self.len() {
             let bucket = self.bucket(b);
@@ -304,11 +323,11 @@ impl<K, V> Table<K, V> {
 
     /// Makes the committed copy in slot `j` visible (idempotent). Returns 1 if this call's
     /// CAS published it.
-    fn publish(&self, j: usize) -> usize {
+    fn publish(&self, j: usize, rehash: Rehash<'_, K>) -> usize {
         let bucket = self.bucket(j / SLOTS);
         let i = j % SLOTS;
         let s = &bucket.slots[i];
-        // Acquire: we read the entry's hash below.
+        // Acquire: we may read the entry's key below.
         let raw = s.load(Ordering::Acquire);
         let (p, won) = match Slot::decode(raw) {
             Slot::Reserved(p) => {
@@ -328,11 +347,12 @@ impl<K, V> Table<K, V> {
             // long complete.
             _ => return 0,
         };
-        // SAFETY: p is committed in this table and we are pinned (callers hold a guard), so
-        // it is alive.
-        let tag = tag_of(unsafe { (*p).hash });
         // Acquire: a tag already set needs no write (keeps the line shared).
         if tag_at(bucket.ctrl.load(Ordering::Acquire), i) == 0 {
+            // SAFETY: p is committed in this table and we are pinned (callers hold a guard),
+            // so it is alive. A panicking Hash leaves the copy LIVE without its tag: writers
+            // treat that as a pending insert and publish it (see `probe_write`).
+            let tag = tag_of(rehash(unsafe { &(*p).key }));
             // Release: a reader that sees the tag sees the LIVE word written above.
             bucket.ctrl.fetch_or(tag_bits(i, tag), Ordering::Release);
         }

@@ -33,9 +33,13 @@ use tag::{match_tag, tag_at, tag_bits, tag_of, OVERFLOW, SLOTS};
 /// One key-value pair, allocated once per insert and never mutated after it is published.
 ///
 /// Replacing a value installs a new entry; the old one is retired through the epoch.
+///
+/// The hash is not stored: for `u64 -> u64` that keeps an entry at 16 bytes, which glibc
+/// places at a 16-byte boundary, so an entry never straddles two cache lines (a stored hash
+/// made it 24 bytes and half of all entries straddled). Migration re-hashes keys instead
+/// (see `migrate.rs`); lookups compare the 8-bit tag, then the key.
 #[repr(align(8))]
 pub(crate) struct Entry<K, V> {
-    pub(crate) hash: u64,
     pub(crate) key: K,
     pub(crate) value: V,
 }
@@ -69,8 +73,9 @@ impl<K, V> Bucket<K, V> {
 }
 
 /// The largest fraction of buckets allowed to overflow before the table grows, as a shift:
-/// `buckets >> OVERFLOW_SHIFT`. With uniform hashes growth starts at a load of about 0.75
-/// (see `tests::growth_happens_near_target_load`).
+/// `buckets >> OVERFLOW_SHIFT`. With uniform hashes this count is reached below
+/// [`GROWTH_LOAD_TENTHS`], so growth starts at a load of 0.8 (see
+/// `tests::growth_happens_near_target_load`).
 const OVERFLOW_SHIFT: u32 = 2;
 
 /// Fields written during growth, kept off the line that every lookup reads.
@@ -97,6 +102,13 @@ pub(crate) struct Table<K, V> {
 /// Load (entries per slot, in tenths) that `with_capacity` sizes for: below the ~0.75 at
 /// which growth starts, so that a table made for `n` entries holds them without growing.
 const SIZING_LOAD_TENTHS: usize = 7;
+
+/// Load (in tenths) a table must reach before local crowding (the overflow count) makes it
+/// grow: above the sizing load, so a table made by `with_capacity(n)` holds n entries, and
+/// high enough that growth from empty keeps memory near papaya's (0.8: after a doubling the
+/// load is 0.4, 16-byte entries plus 64/7 bytes per slot; see docs/benchmarks.md). Buckets
+/// of seven with linear probing keep most lookups in the home bucket at this load.
+const GROWTH_LOAD_TENTHS: usize = 8;
 
 /// Number of buckets needed to hold `capacity` entries at `SIZING_LOAD_TENTHS`, rounded
 /// to a power of two. Panics with "capacity overflow" when that cannot be allocated.
@@ -141,6 +153,11 @@ impl<K, V> Table<K, V> {
     /// Entries this table is sized for: its slots at the sizing load.
     pub(crate) fn sized_for(&self) -> usize {
         self.len() * SLOTS * SIZING_LOAD_TENTHS / 10
+    }
+
+    /// Entries above which an overflowing table grows (see [`GROWTH_LOAD_TENTHS`]).
+    fn grow_at(&self) -> usize {
+        self.len() * SLOTS * GROWTH_LOAD_TENTHS / 10
     }
 
     #[inline]
@@ -195,18 +212,18 @@ impl<K, V> Table<K, V> {
             // initialised.
             let raw = bucket.slots[i].load(Ordering::Acquire);
             // A tag byte is only ever set on a slot that already holds an entry, and slots
-            // never return to EMPTY, so a matched slot is never null (`match_tag`'s false
-            // positives are bytes with a non-zero tag, see tag.rs).
+            // never return to EMPTY, so a matched slot (an exact match of a non-zero tag,
+            // see tag.rs) is never null.
             debug_assert!(!raw.is_null());
             if Slot::is_tagged_live(raw) {
                 // SAFETY: the slot held this entry while we are pinned; an entry is retired
                 // only after being unlinked, and freed only after every guard that could
                 // see it is dropped.
                 let e = unsafe { &*raw };
-                if e.hash == hash && eq(&e.key) {
+                if eq(&e.key) {
                     return Ok(Some(e));
                 }
-            } else if let Some(e) = self.find_moved(raw, hash, eq, guard) {
+            } else if let Some(e) = self.find_moved(raw, eq, guard) {
                 return Ok(Some(e));
             }
         }
@@ -243,7 +260,6 @@ impl<K, V> Table<K, V> {
     fn find_moved<'g>(
         &'g self,
         raw: *mut Entry<K, V>,
-        hash: u64,
         eq: &mut impl FnMut(&K) -> bool,
         guard: &'g Guard,
     ) -> Option<&'g Entry<K, V>> {
@@ -251,11 +267,11 @@ impl<K, V> Table<K, V> {
             Slot::Frozen(p) => {
                 // SAFETY: as in `find`: reachable while we are pinned.
                 let e = unsafe { &*p };
-                (e.hash == hash && eq(&e.key)).then_some(e)
+                eq(&e.key).then_some(e)
             }
             Slot::Copied(Some(j)) => {
                 let next = self.next(guard).expect("copied slot without next table");
-                next.resolve(j, hash, eq, guard)
+                next.resolve(j, eq, guard)
             }
             _ => None,
         }
@@ -267,12 +283,10 @@ impl<K, V> Table<K, V> {
     fn resolve<'g>(
         &'g self,
         j: usize,
-        hash: u64,
         eq: &mut impl FnMut(&K) -> bool,
         guard: &'g Guard,
     ) -> Option<&'g Entry<K, V>> {
-        self.entry_at(j, guard)
-            .filter(|e| e.hash == hash && eq(&e.key))
+        self.entry_at(j, guard).filter(|e| eq(&e.key))
     }
 
     /// Finds the slot a write for `hash`/`eq` must act on. With `crowded_ok` the overflow
@@ -302,7 +316,7 @@ impl<K, V> Table<K, V> {
                         if t == tag || t == 0 {
                             // SAFETY: as in `find`.
                             let e = unsafe { &*p };
-                            if e.hash == hash && eq(&e.key) {
+                            if eq(&e.key) {
                                 if t == 0 {
                                     // Help the inserter publish, so that this write is
                                     // ordered after its insert for every reader.
@@ -369,6 +383,9 @@ pub(crate) enum Op<K, V> {
     Remove,
 }
 
+/// The map's hash function, for writers that help a migration re-place entries.
+pub(crate) type Rehash<'a, K> = &'a dyn Fn(&K) -> u64;
+
 /// What [`RawTable::rmw`] returns: the key's entry before and after the operation.
 pub(crate) type Outcome<'g, K, V> = (Option<&'g Entry<K, V>>, Option<&'g Entry<K, V>>);
 
@@ -432,12 +449,15 @@ impl<K, V> RawTable<K, V> {
     /// `f` sees the current entry (or `None`) and decides; it may be called again if another
     /// thread changed the entry in between, and receives back the entry it returned from the
     /// previous attempt so that allocations and user values are reused. Returns the entry
-    /// before and after the operation.
+    /// before and after the operation. `rehash` is the map's hash function: a write may have
+    /// to help a migration, which places entries by their keys' hashes (entries do not store
+    /// them).
     pub(crate) fn rmw<'g>(
         &self,
         hash: u64,
         mut eq: impl FnMut(&K) -> bool,
         mut f: impl FnMut(Option<&'g Entry<K, V>>, Option<Box<Entry<K, V>>>) -> Op<K, V>,
+        rehash: Rehash<'_, K>,
         guard: &'g Guard,
     ) -> Outcome<'g, K, V> {
         let mut spare: Option<Box<Entry<K, V>>> = None;
@@ -445,7 +465,7 @@ impl<K, V> RawTable<K, V> {
         loop {
             let table = self.table(guard);
             if table.next(guard).is_some() {
-                self.help_migrate(table, guard);
+                self.help_migrate(table, rehash, guard);
                 continue;
             }
             match table.probe_write(hash, &mut eq, crowded_ok) {
@@ -503,7 +523,7 @@ impl<K, V> RawTable<K, V> {
                 Probe::Vacant { bucket, i } => match f(None, spare.take()) {
                     Op::Keep | Op::Remove => return (None, None),
                     Op::Put(new) => {
-                        let tag = tag_of(new.hash);
+                        let tag = tag_of(hash);
                         let np = Box::into_raw(new);
                         // AcqRel: Release publishes the entry to anyone who reads the slot;
                         // Acquire (on failure) lets us read what won.
@@ -531,22 +551,22 @@ impl<K, V> RawTable<K, V> {
                         }
                     }
                 },
-                Probe::Moved => self.help_migrate(table, guard),
+                Probe::Moved => self.help_migrate(table, rehash, guard),
                 Probe::Crowded => {
-                    // Grow when the table holds what it was sized for, or when overflows are
+                    // Grow when the table reached its growth load, or when overflows are
                     // twice the trigger (clustering or tombstones: `start_migration` picks).
                     // Otherwise the overflows are local crowding in a table below its
                     // capacity (likely in small tables): keep probing, so that a table made
                     // by `with_capacity(n)` holds n entries without growing.
                     // Relaxed: a heuristic read.
                     let overflows = table.growth.overflows.load(Ordering::Relaxed);
-                    if self.len() >= table.sized_for() || overflows >= 2 * table.overflow_limit {
-                        self.start_migration(table, guard);
+                    if self.len() >= table.grow_at() || overflows >= 2 * table.overflow_limit {
+                        self.start_migration(table, rehash, guard);
                     } else {
                         crowded_ok = true;
                     }
                 }
-                Probe::Full => self.start_migration(table, guard),
+                Probe::Full => self.start_migration(table, rehash, guard),
             }
         }
     }
@@ -631,33 +651,47 @@ unsafe impl<T> Send for SendPtr<T> {}
 
 impl<K, V> Drop for RawTable<K, V> {
     fn drop(&mut self) {
-        // SAFETY: `&mut self`: no other thread can hold a reference into the map.
-        let guard = unsafe { crossbeam_epoch::unprotected() };
-        let t = self.table(guard);
-        if t.next(guard).is_some() {
-            // A migration that did not finish (cannot happen through the public API, which
-            // finishes every migration it starts); finish it so the final table owns all.
-            self.help_migrate(t, guard);
-        }
         let t = self.current.load(Ordering::Relaxed);
-        // SAFETY: exclusive access; the current table owns every LIVE entry in it.
+        // SAFETY: `&mut self`: no other thread can reach the map; the current table is ours.
         let table = unsafe { Box::from_raw(t) };
+        let next = table.next.load(Ordering::Relaxed);
+        // SAFETY: a next table is installed once and owned by the table that links to it.
+        let next = (!next.is_null()).then(|| unsafe { Box::from_raw(next) });
         // Like dropping a slice: if one entry's Drop panics, still drop all the others, then
         // resume the first panic.
         let mut panic = None;
+        let mut drop_entry = |p: *mut Entry<K, V>| {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                // SAFETY: see the ownership rules at the call sites: each entry is owned by
+                // exactly one slot word and dropped once.
+                drop(unsafe { Box::from_raw(p) })
+            }));
+            if let Err(e) = r {
+                panic.get_or_insert(e);
+            }
+        };
+        // Ownership: a LIVE or FROZEN entry belongs to its (current) table. A migration can be
+        // left unfinished only by a user Hash that panicked while a writer helped; then an
+        // old COPIED(j) word hands its entry to slot j of the next table (RESERVED or LIVE
+        // there), and every other slot of the next table is an orphan reservation (its entry
+        // is still FROZEN in the old table) or empty.
         for bucket in table.buckets.iter() {
             for s in bucket.slots.iter() {
-                if let Slot::Live(p) = Slot::decode(s.load(Ordering::Relaxed)) {
-                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        // SAFETY: a LIVE entry is owned by the table and linked exactly once.
-                        drop(unsafe { Box::from_raw(p) })
-                    }));
-                    if let Err(e) = r {
-                        panic.get_or_insert(e);
+                match Slot::decode(s.load(Ordering::Relaxed)) {
+                    Slot::Live(p) | Slot::Frozen(p) => drop_entry(p),
+                    Slot::Copied(Some(j)) => {
+                        let next = next.as_ref().expect("copied slot without next table");
+                        let b = &next.buckets[j / SLOTS];
+                        match Slot::decode(b.slots[j % SLOTS].load(Ordering::Relaxed)) {
+                            Slot::Live(p) | Slot::Reserved(p) => drop_entry(p),
+                            _ => unreachable!("a next table's slots move only once it is current"),
+                        }
                     }
+                    _ => {}
                 }
             }
         }
+        drop(next);
         drop(table);
         if let Some(e) = panic {
             std::panic::resume_unwind(e);

@@ -96,7 +96,6 @@ mod tests {
     #[test]
     fn round_trips() {
         let mut e = Entry {
-            hash: 1,
             key: 2u8,
             value: 3u8,
         };

@@ -7,9 +7,14 @@
 //!       tag0  tag1  tag2  tag3  tag4  tag5  tag6  meta
 //! ```
 //!
-//! `tagN` is `0` when slot N has held no published entry, otherwise `0x80 | top 7 hash bits`
-//! of the entry published there (never zero; kept after the entry is removed). `meta` bit 0 is the sticky *overflow* flag: some insert walked past this
-//! bucket because it was full, so a lookup that misses here must look at the next bucket.
+//! `tagN` is `0` when slot N has held no published entry, otherwise the top 8 hash bits of
+//! the entry published there, with 0 mapped to 1 (so never zero; kept after the entry is
+//! removed). `meta` bit 0 is the sticky *overflow* flag: some insert walked past this bucket
+//! because it was full, so a lookup that misses here must look at the next bucket.
+//!
+//! Matching is exact: a slot whose tag differs is never reported, so a lookup dereferences a
+//! wrong entry (an extra cache miss) only for a true 8-bit tag collision, about 1 in 255 per
+//! other occupied slot of the bucket.
 
 /// Number of slots in a bucket (bytes 0..7 of the control word are their tags).
 pub(crate) const SLOTS: usize = 7;
@@ -18,14 +23,14 @@ pub(crate) const SLOTS: usize = 7;
 pub(crate) const OVERFLOW: u64 = 1 << 56;
 
 const LSB: u64 = 0x0101_0101_0101_0101;
-const MSB: u64 = 0x8080_8080_8080_8080;
+const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
 /// The high bit of each tag byte (bytes 0..7), excluding the meta byte.
 const TAG_MSBS: u64 = 0x0080_8080_8080_8080;
 
-/// The tag stored for `hash`: its top seven bits with the high bit set, so it is never zero.
+/// The tag stored for `hash`: its top eight bits, with 0 mapped to 1 so a tag is never zero.
 #[inline]
 pub(crate) fn tag_of(hash: u64) -> u8 {
-    0x80 | (hash >> 57) as u8
+    ((hash >> 56) as u8).max(1)
 }
 
 /// The control-word bits that hold `tag` in slot `i`.
@@ -40,14 +45,14 @@ pub(crate) fn tag_at(ctrl: u64, i: usize) -> u8 {
     (ctrl >> (8 * i)) as u8
 }
 
-/// Slots whose tag byte may equal `tag`, as a bit set of byte high bits.
-///
-/// May contain false positives (a byte above a true match can borrow), never false negatives;
-/// callers confirm each candidate by comparing the full hash and key.
+/// Slots whose tag byte equals `tag`, as a bit set of byte high bits (exactly those: the
+/// zero-byte test below has no borrow between bytes). Callers confirm each by its key.
 #[inline]
 pub(crate) fn match_tag(ctrl: u64, tag: u8) -> BitIter {
     let x = ctrl ^ (LSB.wrapping_mul(tag as u64));
-    BitIter(x.wrapping_sub(LSB) & !x & MSB & TAG_MSBS)
+    // A byte of x is zero iff adding 0x7f to its low seven bits leaves the high bit clear and
+    // its own high bit is clear; the addition cannot carry into the next byte.
+    BitIter(!(((x & LOW7).wrapping_add(LOW7)) | x) & TAG_MSBS)
 }
 
 /// Iterator over slot indices in a byte-high-bit mask.
@@ -73,13 +78,32 @@ mod tests {
 
     #[test]
     fn tags_are_never_zero() {
-        assert_eq!(tag_of(0), 0x80);
+        assert_eq!(tag_of(0), 1);
+        assert_eq!(tag_of(1 << 56), 1);
+        assert_eq!(tag_of(0x80 << 56), 0x80);
         assert_eq!(tag_of(u64::MAX), 0xff);
     }
 
     #[test]
+    fn match_is_exact() {
+        // Every tag against every neighbour value, including tag ^ 1 above a true match
+        // (where the plain has-zero-byte trick borrows and reports a false positive).
+        for tag in 1..=255u8 {
+            for other in 0..=255u8 {
+                let ctrl = tag_bits(0, tag) | tag_bits(1, other) | tag_bits(3, tag) | OVERFLOW;
+                let got: Vec<usize> = match_tag(ctrl, tag).collect();
+                let mut expect = vec![0, 3];
+                if other == tag {
+                    expect.insert(1, 1);
+                }
+                assert_eq!(got, expect, "tag {tag:#x} other {other:#x}");
+            }
+        }
+    }
+
+    #[test]
     fn match_finds_every_true_match() {
-        for tag in [0x80u8, 0x81, 0xc3, 0xff] {
+        for tag in [0x01u8, 0x7f, 0x80, 0x81, 0xc3, 0xff] {
             for pattern in 0u32..128 {
                 let mut ctrl = OVERFLOW;
                 let mut expect = vec![];
@@ -104,6 +128,7 @@ mod tests {
     fn match_ignores_meta_byte_and_empty_slots() {
         let ctrl = !TAG_MSBS; // every tag byte 0x7f, meta 0xff
         assert_eq!(match_tag(ctrl, 0xff).count(), 0);
+        assert_eq!(match_tag(u64::MAX, 0xff).count(), 7);
         assert_eq!(match_tag(0, 0x80).count(), 0);
     }
 }

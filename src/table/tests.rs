@@ -12,15 +12,12 @@ fn mix(k: u64) -> u64 {
 fn raw_insert(t: &RawTable<u64, u64>, k: u64, v: u64) -> Option<u64> {
     let g = pin();
     let h = mix(k);
-    let mut e = Some(Box::new(Entry {
-        hash: h,
-        key: k,
-        value: v,
-    }));
+    let mut e = Some(Box::new(Entry { key: k, value: v }));
     let (old, _) = t.rmw(
         h,
         |x| *x == k,
         |_, spare| Op::Put(spare.or_else(|| e.take()).unwrap()),
+        &|x: &u64| mix(*x),
         &g,
     );
     old.map(|e| e.value)
@@ -39,6 +36,7 @@ fn raw_remove(t: &RawTable<u64, u64>, k: u64) -> Option<u64> {
         h,
         |x| *x == k,
         |cur, _| if cur.is_some() { Op::Remove } else { Op::Keep },
+        &|x: &u64| mix(*x),
         &g,
     );
     old.map(|e| e.value)
@@ -105,6 +103,7 @@ fn growth_happens_near_target_load() {
             buckets = now;
         }
     }
+    eprintln!("growth loads: {loads:.3?}");
     let big: Vec<f64> = loads.iter().copied().skip(6).collect();
     assert!(!big.is_empty());
     for l in &big {
@@ -137,15 +136,12 @@ fn concurrent_inserts_keep_keys_unique() {
 fn insert_keyed(t: &RawTable<u64, u64>, k: u64, seed: u64) {
     let g = pin();
     let h = mix(k ^ seed.wrapping_mul(0xA24B_AED4_963E_E407));
-    let mut e = Some(Box::new(Entry {
-        hash: h,
-        key: k,
-        value: k,
-    }));
+    let mut e = Some(Box::new(Entry { key: k, value: k }));
     t.rmw(
         h,
         |x| *x == k,
         |_, spare| Op::Put(spare.or_else(|| e.take()).unwrap()),
+        &|x: &u64| mix(x ^ seed.wrapping_mul(0xA24B_AED4_963E_E407)),
         &g,
     );
 }
