@@ -9,6 +9,10 @@
 //! [`HashMap`] replaces `Mutex<HashMap<K, V>>`: change the type and replace
 //! `.lock().unwrap()` with [`.pin()`](HashMap::pin).
 //!
+//! [`Cache`] is the bounded in-process cache on the same table: CLOCK eviction, per-entry
+//! time-to-live, cache-aside loading where concurrent misses on a key run one load,
+//! versioned inserts, an eviction listener and statistics (see the [`cache`] module).
+//!
 //! ```
 //! use linemap::HashMap;
 //! use std::sync::Arc;
@@ -33,6 +37,8 @@
 #![deny(missing_docs)]
 #![warn(unsafe_op_in_unsafe_fn)]
 
+pub mod cache;
+mod clock;
 mod counter;
 mod map;
 mod sync;
@@ -41,6 +47,7 @@ mod sync;
 pub use sync::__loom_knobs;
 mod table;
 
+pub use cache::Cache;
 pub use map::{HashMap, HashMapRef, Iter, Keys, Values};
 
 /// The default hasher: foldhash's fast hasher, seeded randomly per map.

@@ -6,12 +6,20 @@
 //! same switch through its own `crossbeam_loom` cfg (set together with `loom` by `.ci/loom`).
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize};
+pub(crate) use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, AtomicUsize};
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize};
+pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, AtomicUsize};
 
 pub(crate) use std::sync::atomic::Ordering;
+
+/// Blocking primitives, used only where a thread must wait for another's result (a cache
+/// load in flight), never on a lookup or write path of the table.
+#[cfg(not(loom))]
+pub(crate) use std::sync::{Condvar, Mutex};
+
+#[cfg(loom)]
+pub(crate) use loom::sync::{Condvar, Mutex};
 
 /// Tells the processor (or loom's scheduler) that this thread is waiting for another one.
 #[inline]

@@ -182,7 +182,7 @@ impl<K, V> Table<K, V> {
     fn find<'g>(
         &'g self,
         hash: u64,
-        eq: &mut impl FnMut(&K) -> bool,
+        eq: &mut impl FnMut(&Entry<K, V>) -> bool,
         guard: &'g Guard,
     ) -> Option<&'g Entry<K, V>> {
         // The home bucket is inlined into the caller; probing past it (rare: only when an
@@ -201,7 +201,7 @@ impl<K, V> Table<K, V> {
         &'g self,
         bucket: &'g Bucket<K, V>,
         hash: u64,
-        eq: &mut impl FnMut(&K) -> bool,
+        eq: &mut impl FnMut(&Entry<K, V>) -> bool,
         guard: &'g Guard,
     ) -> Result<Option<&'g Entry<K, V>>, ()> {
         // Acquire: a tag seen here was published by a Release RMW made after the slot word
@@ -220,7 +220,7 @@ impl<K, V> Table<K, V> {
                 // only after being unlinked, and freed only after every guard that could
                 // see it is dropped.
                 let e = unsafe { &*raw };
-                if eq(&e.key) {
+                if eq(e) {
                     return Ok(Some(e));
                 }
             } else if let Some(e) = self.find_moved(raw, eq, guard) {
@@ -240,7 +240,7 @@ impl<K, V> Table<K, V> {
     fn find_overflowed<'g>(
         &'g self,
         hash: u64,
-        eq: &mut impl FnMut(&K) -> bool,
+        eq: &mut impl FnMut(&Entry<K, V>) -> bool,
         guard: &'g Guard,
     ) -> Option<&'g Entry<K, V>> {
         let mut b = hash as usize;
@@ -260,14 +260,14 @@ impl<K, V> Table<K, V> {
     fn find_moved<'g>(
         &'g self,
         raw: *mut Entry<K, V>,
-        eq: &mut impl FnMut(&K) -> bool,
+        eq: &mut impl FnMut(&Entry<K, V>) -> bool,
         guard: &'g Guard,
     ) -> Option<&'g Entry<K, V>> {
         match Slot::decode(raw) {
             Slot::Frozen(p) => {
                 // SAFETY: as in `find`: reachable while we are pinned.
                 let e = unsafe { &*p };
-                eq(&e.key).then_some(e)
+                eq(e).then_some(e)
             }
             Slot::Copied(Some(j)) => {
                 let next = self.next(guard).expect("copied slot without next table");
@@ -283,10 +283,10 @@ impl<K, V> Table<K, V> {
     fn resolve<'g>(
         &'g self,
         j: usize,
-        eq: &mut impl FnMut(&K) -> bool,
+        eq: &mut impl FnMut(&Entry<K, V>) -> bool,
         guard: &'g Guard,
     ) -> Option<&'g Entry<K, V>> {
-        self.entry_at(j, guard).filter(|e| eq(&e.key))
+        self.entry_at(j, guard).filter(|e| eq(e))
     }
 
     /// Finds the slot a write for `hash`/`eq` must act on. With `crowded_ok` the overflow
@@ -294,7 +294,7 @@ impl<K, V> Table<K, V> {
     fn probe_write<'g>(
         &'g self,
         hash: u64,
-        eq: &mut impl FnMut(&K) -> bool,
+        eq: &mut impl FnMut(&Entry<K, V>) -> bool,
         crowded_ok: bool,
     ) -> Probe<'g, K, V> {
         let tag = tag_of(hash);
@@ -316,7 +316,7 @@ impl<K, V> Table<K, V> {
                         if t == tag || t == 0 {
                             // SAFETY: as in `find`.
                             let e = unsafe { &*p };
-                            if eq(&e.key) {
+                            if eq(e) {
                                 if t == 0 {
                                     // Help the inserter publish, so that this write is
                                     // ordered after its insert for every reader.
@@ -441,7 +441,7 @@ impl<K, V> RawTable<K, V> {
         mut eq: impl FnMut(&K) -> bool,
         guard: &'g Guard,
     ) -> Option<&'g Entry<K, V>> {
-        self.table(guard).find(hash, &mut eq, guard)
+        self.table(guard).find(hash, &mut |e| eq(&e.key), guard)
     }
 
     /// Atomic read-modify-write of the entry for `hash`/`eq`.
@@ -452,10 +452,25 @@ impl<K, V> RawTable<K, V> {
     /// before and after the operation. `rehash` is the map's hash function: a write may have
     /// to help a migration, which places entries by their keys' hashes (entries do not store
     /// them).
+    #[inline]
     pub(crate) fn rmw<'g>(
         &self,
         hash: u64,
         mut eq: impl FnMut(&K) -> bool,
+        f: impl FnMut(Option<&'g Entry<K, V>>, Option<Box<Entry<K, V>>>) -> Op<K, V>,
+        rehash: Rehash<'_, K>,
+        guard: &'g Guard,
+    ) -> Outcome<'g, K, V> {
+        self.rmw_by(hash, |e| eq(&e.key), f, rehash, guard)
+    }
+
+    /// [`RawTable::rmw`] on the entry for `hash` that satisfies `is` (a predicate on the whole
+    /// entry, so that the cache can name an entry by its ring position). `is` must pick at
+    /// most one key.
+    pub(crate) fn rmw_by<'g>(
+        &self,
+        hash: u64,
+        mut eq: impl FnMut(&Entry<K, V>) -> bool,
         mut f: impl FnMut(Option<&'g Entry<K, V>>, Option<Box<Entry<K, V>>>) -> Op<K, V>,
         rehash: Rehash<'_, K>,
         guard: &'g Guard,

@@ -1,0 +1,196 @@
+//! Loads in flight: concurrent misses on one key run one loader; the others wait for it.
+//!
+//! Protocol. A caller that misses registers a [`Pending`] for the key in a small lock-free
+//! table of loads (`Loads`), by an atomic insert-if-absent:
+//!
+//! * if it inserted its own, it is the *loader*: it runs the user's function outside every
+//!   internal critical section (no table slot, no lock is held), stores the value in the
+//!   cache, then publishes the outcome in the `Pending` and unregisters it;
+//! * otherwise it is a *waiter* on the registered `Pending` and blocks until the outcome is
+//!   published: `Done(v)` (it returns `v`) or `Abandoned` (it starts over, and one of the
+//!   waiters becomes the next loader).
+//!
+//! A loader that returns an error, panics, or is dropped (an async loader's future) abandons:
+//! the error goes only to its own caller, nothing is cached, and the waiters are released.
+//! The outcome is published under the `Pending`'s mutex and waiters wait on its condition
+//! variable: this is the one blocking wait in the crate, and it only ever waits for a load.
+
+use crate::sync::{pin, Condvar, Mutex};
+use crate::table::{Entry, Op, RawTable, Rehash};
+use std::hash::Hash;
+use std::sync::Arc;
+use std::thread::ThreadId;
+
+/// What a waiter learns.
+enum State<V> {
+    Loading,
+    Done(V),
+    Abandoned,
+}
+
+/// One load in flight.
+pub(crate) struct Pending<V> {
+    state: Mutex<State<V>>,
+    ready: Condvar,
+    /// The loader's thread, to turn a loader that waits for itself into a clear panic.
+    loader: ThreadId,
+}
+
+impl<V: Clone> Pending<V> {
+    fn new() -> Self {
+        Pending {
+            state: Mutex::new(State::Loading),
+            ready: Condvar::new(),
+            loader: std::thread::current().id(),
+        }
+    }
+
+    /// Publishes the outcome (`None`: abandoned) and wakes every waiter.
+    fn publish(&self, outcome: Option<V>) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        *s = match outcome {
+            Some(v) => State::Done(v),
+            None => State::Abandoned,
+        };
+        drop(s);
+        self.ready.notify_all();
+    }
+
+    /// Waits for the outcome: `Some(v)` loaded, `None` abandoned.
+    ///
+    /// # Panics
+    /// If called on the loader's own thread (a loader that asks for its own key would wait
+    /// for itself forever).
+    pub(crate) fn wait(&self) -> Option<V> {
+        assert!(
+            std::thread::current().id() != self.loader,
+            "linemap::Cache: a loader asked for the key it is loading (it would wait for itself)"
+        );
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            match &*s {
+                State::Loading => s = self.ready.wait(s).unwrap_or_else(|e| e.into_inner()),
+                State::Done(v) => return Some(v.clone()),
+                State::Abandoned => return None,
+            }
+        }
+    }
+}
+
+/// The caller's part in a load.
+pub(crate) enum Role<V> {
+    /// Run the loader, then [`Loads::finish`].
+    Loader(Arc<Pending<V>>),
+    /// Wait on another caller's load.
+    Waiter(Arc<Pending<V>>),
+}
+
+/// The loads in flight, by key.
+pub(crate) struct Loads<K, V> {
+    table: RawTable<K, Arc<Pending<V>>>,
+}
+
+impl<K, V> Loads<K, V> {
+    pub(crate) fn new() -> Self {
+        Loads {
+            table: RawTable::with_capacity(0),
+        }
+    }
+}
+
+impl<K, V> Loads<K, V>
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+{
+    /// Registers a load of `key` (hash `hash`) or joins the one in flight.
+    pub(crate) fn join(&self, key: &K, hash: u64, rehash: Rehash<'_, K>) -> Role<V> {
+        let guard = pin();
+        let mine = Arc::new(Pending::new());
+        let mut fresh = Some(Box::new(Entry {
+            key: key.clone(),
+            value: Arc::clone(&mine),
+        }));
+        let (old, _) = self.table.rmw(
+            hash,
+            |k| k == key,
+            |cur, spare| match cur {
+                Some(_) => Op::Keep,
+                None => Op::Put(spare.or_else(|| fresh.take()).expect("entry")),
+            },
+            rehash,
+            &guard,
+        );
+        match old {
+            Some(e) => Role::Waiter(Arc::clone(&e.value)),
+            None => Role::Loader(mine),
+        }
+    }
+
+    /// Publishes a load's outcome (`None`: abandoned) and unregisters it.
+    pub(crate) fn finish(
+        &self,
+        key: &K,
+        hash: u64,
+        pending: &Arc<Pending<V>>,
+        outcome: Option<V>,
+        rehash: Rehash<'_, K>,
+    ) {
+        // Unregister first: a caller that arrives after the publication must not join a
+        // finished load (it finds the value in the cache, or starts a new load).
+        let guard = pin();
+        self.table.rmw(
+            hash,
+            |k| k == key,
+            |cur, _| match cur {
+                Some(e) if Arc::ptr_eq(&e.value, pending) => Op::Remove,
+                _ => Op::Keep,
+            },
+            rehash,
+            &guard,
+        );
+        drop(guard);
+        pending.publish(outcome);
+    }
+}
+
+/// The loader's obligation: publish an outcome even if the load panics or is cancelled.
+pub(crate) struct Duty<'a, K, V>
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+{
+    pub(crate) loads: &'a Loads<K, V>,
+    pub(crate) key: &'a K,
+    pub(crate) hash: u64,
+    pub(crate) pending: Arc<Pending<V>>,
+    pub(crate) rehash: Rehash<'a, K>,
+    pub(crate) done: bool,
+}
+
+impl<K, V> Duty<'_, K, V>
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+{
+    /// Publishes `outcome` (`None`: abandoned).
+    pub(crate) fn finish(mut self, outcome: Option<V>) {
+        self.done = true;
+        self.loads
+            .finish(self.key, self.hash, &self.pending, outcome, self.rehash);
+    }
+}
+
+impl<K, V> Drop for Duty<'_, K, V>
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+{
+    fn drop(&mut self) {
+        if !self.done {
+            // The load panicked or its future was dropped: release the waiters.
+            self.loads
+                .finish(self.key, self.hash, &self.pending, None, self.rehash);
+        }
+    }
+}

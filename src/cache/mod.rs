@@ -1,0 +1,1084 @@
+//! [`Cache`]: a bounded concurrent cache on the same table as [`HashMap`](crate::HashMap),
+//! with CLOCK eviction, per-entry time-to-live, stampede-protected loading, versioned
+//! inserts, an eviction listener and striped statistics.
+//!
+//! The pieces: entries live in the lock-free table (`crate::table`) as `Entry<K, Node<V>>`;
+//! the CLOCK ring (`crate::clock`) holds one position per entry the cache may hold; loads in
+//! flight are coordinated in `load`; time is in `time`; counters in `stats`.
+
+mod load;
+mod stats;
+mod time;
+
+pub use stats::CacheStats;
+pub use time::{Clock, ManualClock, SystemClock};
+
+use crate::clock::{Found, Ring};
+use crate::sync::{pin, spin_hint, AtomicU8, Guard, Ordering};
+use crate::table::{Entry, Op, RawTable};
+use crate::DefaultHashBuilder;
+use stats::{Stat, Stats};
+use std::borrow::Borrow;
+use std::hash::{BuildHasher, Hash};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
+use time::NEVER;
+
+/// Why an entry left the cache, as told to the eviction listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RemovalCause {
+    /// Evicted by CLOCK to keep the cache within its capacity (or refused because the cache
+    /// could not make room, see [`Cache::insert`]).
+    Capacity,
+    /// Its time-to-live passed.
+    Expired,
+    /// Removed by [`Cache::remove`], [`Cache::clear`] or [`Cache::retain`].
+    Removed,
+    /// Replaced by an insert of the same key.
+    Replaced,
+}
+
+/// The eviction listener's type: called with the key, the value and the cause.
+type Listener<K, V> = Box<dyn Fn(&K, &V, RemovalCause) + Send + Sync>;
+
+/// Examined positions after which the hand evicts the next entry even if it was referenced:
+/// bounds the work of one insert when every entry is hot.
+const MAX_SWEEP: usize = 64;
+
+/// The reference bit, in [`Node::flags`].
+const REFERENCED: u8 = 1;
+
+/// A value with its cache metadata. Immutable once published except for `flags`.
+pub(crate) struct Node<V> {
+    value: V,
+    /// Deadline in nanoseconds on the cache's clock; [`NEVER`] for none.
+    expires: u64,
+    /// Version for [`Cache::insert_versioned`]; 0 for plain inserts.
+    version: u64,
+    /// Position on the CLOCK ring held by this key (see `crate::clock`).
+    pos: u32,
+    /// CLOCK reference bit. A hit sets it only if it is clear (test before set).
+    flags: AtomicU8,
+}
+
+impl<V> Node<V> {
+    fn new(value: V, expires: u64, version: u64) -> Self {
+        Node {
+            value,
+            expires,
+            version,
+            pos: u32::MAX,
+            flags: AtomicU8::new(0),
+        }
+    }
+
+    #[inline]
+    fn touch(&self) {
+        // Relaxed: the bit is a hint for eviction; no data is published through it. Testing
+        // first keeps a hot entry's line shared across cores instead of bouncing on writes.
+        if self.flags.load(Ordering::Relaxed) & REFERENCED == 0 {
+            self.flags.store(REFERENCED, Ordering::Relaxed);
+        }
+    }
+
+    /// Clears the reference bit; returns whether it was set.
+    fn take_reference(&self) -> bool {
+        // Relaxed: as in `touch`.
+        self.flags.load(Ordering::Relaxed) & REFERENCED != 0
+            && self.flags.swap(0, Ordering::Relaxed) & REFERENCED != 0
+    }
+}
+
+/// A bounded, lock-free concurrent cache: CLOCK eviction (approximating LRU), per-entry
+/// time-to-live, cache-aside loading with stampede protection, versioned inserts, an
+/// eviction listener and statistics.
+///
+/// Values are returned as clones (wrap large values in `Arc`). A hit reads the bucket line
+/// and the entry line, sets the entry's reference bit only if it is clear, and bumps a
+/// per-thread counter: no lock and no write to a line other threads write.
+///
+/// ```
+/// use linemap::Cache;
+///
+/// let cache = Cache::new(2);
+/// cache.insert("a", 1);
+/// cache.insert("b", 2);
+/// assert_eq!(cache.get("a"), Some(1)); // "a" is now referenced
+/// cache.insert("c", 3); // evicts "b", the unreferenced one
+/// assert_eq!(cache.get("b"), None);
+/// assert_eq!(cache.len(), 2);
+/// ```
+///
+/// # Capacity
+///
+/// The cache never holds more than `capacity` entries: an insert that adds a key first
+/// takes a position on the CLOCK ring, evicting the entry there if needed, so the bound holds
+/// whenever an insert returns. A cache of capacity 0 stores nothing (each insert's value goes
+/// straight to the listener with [`RemovalCause::Capacity`]). Capacity is limited to
+/// `u32::MAX - 1` entries.
+///
+/// # Expiry
+///
+/// [`Cache::insert_with_ttl`] and the builder's [`time_to_live`](CacheBuilder::time_to_live)
+/// give entries a deadline. An expired entry is never returned; it is removed by the next
+/// lookup that finds it, by the CLOCK hand, or by [`Cache::purge_expired`]. No background
+/// thread is involved, and a cache whose entries have no deadline never reads the clock.
+pub struct Cache<K, V, S = DefaultHashBuilder> {
+    table: RawTable<K, Node<V>>,
+    /// `None` for a cache of capacity 0.
+    ring: Option<Ring>,
+    hasher: S,
+    clock: Box<dyn Clock>,
+    default_ttl: Option<Duration>,
+    listener: Option<Listener<K, V>>,
+    stats: Stats,
+    loads: load::Loads<K, V>,
+}
+
+/// Builds a [`Cache`] with options: time-to-live, listener, hasher, clock.
+///
+/// ```
+/// use linemap::cache::RemovalCause;
+/// use linemap::Cache;
+/// use std::sync::{Arc, Mutex};
+/// use std::time::Duration;
+///
+/// let evicted = Arc::new(Mutex::new(Vec::new()));
+/// let log = Arc::clone(&evicted);
+/// let cache = Cache::builder(1)
+///     .time_to_live(Duration::from_secs(60))
+///     .eviction_listener(move |k: &u32, _v: &String, cause| {
+///         log.lock().unwrap().push((*k, cause))
+///     })
+///     .build();
+/// cache.insert(1, "one".to_string());
+/// cache.insert(2, "two".to_string());
+/// assert_eq!(*evicted.lock().unwrap(), vec![(1, RemovalCause::Capacity)]);
+/// ```
+pub struct CacheBuilder<K, V, S = DefaultHashBuilder> {
+    capacity: usize,
+    hasher: S,
+    clock: Box<dyn Clock>,
+    default_ttl: Option<Duration>,
+    listener: Option<Listener<K, V>>,
+}
+
+impl<K, V> CacheBuilder<K, V, DefaultHashBuilder> {
+    fn new(capacity: usize) -> Self {
+        CacheBuilder {
+            capacity,
+            hasher: DefaultHashBuilder::default(),
+            clock: Box::new(SystemClock::new()),
+            default_ttl: None,
+            listener: None,
+        }
+    }
+}
+
+impl<K, V, S> CacheBuilder<K, V, S> {
+    /// Gives every entry inserted without an explicit time-to-live this one. A zero
+    /// duration makes entries expire at once (they are never returned); a duration too
+    /// large to represent means "never".
+    ///
+    /// ```
+    /// let cache = linemap::Cache::builder(10)
+    ///     .time_to_live(std::time::Duration::ZERO)
+    ///     .build();
+    /// cache.insert(1, 1);
+    /// assert_eq!(cache.get(&1), None);
+    /// ```
+    pub fn time_to_live(mut self, ttl: Duration) -> Self {
+        self.default_ttl = Some(ttl);
+        self
+    }
+
+    /// Calls `f(key, value, cause)` once for every entry that leaves the cache, after it left
+    /// and outside every internal critical section (it may use the cache). A panic in `f` is
+    /// caught and ignored (after the panic hook reports it); the cache stays usable.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let n = Arc::new(AtomicUsize::new(0));
+    /// let seen = Arc::clone(&n);
+    /// let cache = linemap::Cache::builder(10)
+    ///     .eviction_listener(move |_: &u8, _: &u8, _| {
+    ///         seen.fetch_add(1, Ordering::Relaxed);
+    ///     })
+    ///     .build();
+    /// cache.insert(1, 1);
+    /// cache.remove(&1);
+    /// assert_eq!(n.load(Ordering::Relaxed), 1);
+    /// ```
+    pub fn eviction_listener(
+        mut self,
+        f: impl Fn(&K, &V, RemovalCause) + Send + Sync + 'static,
+    ) -> Self {
+        self.listener = Some(Box::new(f));
+        self
+    }
+
+    /// Uses `clock` for time-to-live (the default is [`SystemClock`]).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let clock = Arc::new(linemap::cache::ManualClock::new());
+    /// let cache: linemap::Cache<u8, u8> = linemap::Cache::builder(10).clock(clock).build();
+    /// ```
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Box::new(clock);
+        self
+    }
+
+    /// Hashes keys with `hasher` (the default is [`DefaultHashBuilder`]).
+    ///
+    /// ```
+    /// use std::hash::RandomState;
+    /// let cache: linemap::Cache<String, u8, RandomState> =
+    ///     linemap::Cache::builder(10).hasher(RandomState::new()).build();
+    /// ```
+    pub fn hasher<S2>(self, hasher: S2) -> CacheBuilder<K, V, S2> {
+        CacheBuilder {
+            capacity: self.capacity,
+            hasher,
+            clock: self.clock,
+            default_ttl: self.default_ttl,
+            listener: self.listener,
+        }
+    }
+
+    /// Builds the cache.
+    ///
+    /// # Panics
+    /// Panics if the capacity is `u32::MAX` or more, or if its table cannot be allocated
+    /// ("capacity overflow").
+    ///
+    /// ```
+    /// let cache: linemap::Cache<u8, u8> = linemap::Cache::builder(100).build();
+    /// assert_eq!(cache.capacity(), 100);
+    /// ```
+    pub fn build(self) -> Cache<K, V, S> {
+        assert!(
+            self.capacity < u32::MAX as usize,
+            "Cache capacity must be below u32::MAX"
+        );
+        Cache {
+            table: RawTable::with_capacity(self.capacity),
+            ring: (self.capacity > 0).then(|| Ring::new(self.capacity)),
+            hasher: self.hasher,
+            clock: self.clock,
+            default_ttl: self.default_ttl,
+            listener: self.listener,
+            stats: Stats::new(),
+            loads: load::Loads::new(),
+        }
+    }
+}
+
+impl<K, V> Cache<K, V, DefaultHashBuilder> {
+    /// A cache holding at most `capacity` entries, with default options.
+    ///
+    /// ```
+    /// let cache: linemap::Cache<u64, String> = linemap::Cache::new(1000);
+    /// assert_eq!(cache.capacity(), 1000);
+    /// ```
+    pub fn new(capacity: usize) -> Self {
+        Self::builder(capacity).build()
+    }
+
+    /// A builder for a cache holding at most `capacity` entries.
+    ///
+    /// ```
+    /// let cache: linemap::Cache<u64, u64> = linemap::Cache::builder(10).build();
+    /// ```
+    pub fn builder(capacity: usize) -> CacheBuilder<K, V, DefaultHashBuilder> {
+        CacheBuilder::new(capacity)
+    }
+}
+
+impl<K, V, S> Cache<K, V, S> {
+    /// The most entries the cache holds.
+    ///
+    /// ```
+    /// assert_eq!(linemap::Cache::<u8, u8>::new(7).capacity(), 7);
+    /// ```
+    pub fn capacity(&self) -> usize {
+        self.ring.as_ref().map_or(0, Ring::len)
+    }
+
+    /// Number of entries, including expired ones not yet removed (a snapshot under
+    /// concurrent writes).
+    ///
+    /// ```
+    /// let cache = linemap::Cache::new(10);
+    /// cache.insert(1, 1);
+    /// assert_eq!(cache.len(), 1);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Whether the cache holds no entry.
+    ///
+    /// ```
+    /// assert!(linemap::Cache::<u8, u8>::new(1).is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Counters since the cache was built.
+    ///
+    /// ```
+    /// let cache: linemap::Cache<u8, u8> = linemap::Cache::new(1);
+    /// assert_eq!(cache.stats().hits, 0);
+    /// ```
+    pub fn stats(&self) -> CacheStats {
+        self.stats.snapshot()
+    }
+
+    /// The cache's hasher.
+    ///
+    /// ```
+    /// let cache: linemap::Cache<u8, u8> = linemap::Cache::new(1);
+    /// let _h = cache.hasher();
+    /// ```
+    pub fn hasher(&self) -> &S {
+        &self.hasher
+    }
+}
+
+/// Where a [`Cache::put`] ended.
+enum Put<'g, K, V> {
+    /// Stored; `Some` is the entry it replaced.
+    Stored(Option<&'g Entry<K, Node<V>>>),
+    /// Not stored: a version check refused it.
+    Refused,
+    /// Not stored: no room could be made (capacity 0, or every position busy).
+    NoRoom(Box<Entry<K, Node<V>>>),
+}
+
+impl<K, V, S> Cache<K, V, S>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher,
+{
+    #[inline]
+    fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    #[inline]
+    fn expired(&self, node: &Node<V>) -> bool {
+        node.expires != NEVER && time::nanos(self.clock.now()) >= node.expires
+    }
+
+    fn deadline(&self, ttl: Option<Duration>) -> u64 {
+        match ttl.or(self.default_ttl) {
+            None => NEVER,
+            Some(ttl) => time::deadline(self.clock.now(), ttl),
+        }
+    }
+
+    /// Tells the listener, catching its panic.
+    fn notify(&self, key: &K, value: &V, cause: RemovalCause) {
+        self.stats.add(match cause {
+            RemovalCause::Capacity => Stat::EvictCapacity,
+            RemovalCause::Expired => Stat::EvictExpired,
+            RemovalCause::Removed => Stat::EvictRemoved,
+            RemovalCause::Replaced => Stat::EvictReplaced,
+        });
+        if let Some(f) = &self.listener {
+            // The panic hook has reported it; the cache holds no state the listener could
+            // have left half-done.
+            let _ = catch_unwind(AssertUnwindSafe(|| f(key, value, cause)));
+        }
+    }
+
+    /// The value for `key`, if present and not expired.
+    ///
+    /// ```
+    /// let cache = linemap::Cache::new(10);
+    /// cache.insert("k".to_string(), 5);
+    /// assert_eq!(cache.get("k"), Some(5));
+    /// assert_eq!(cache.get("x"), None);
+    /// ```
+    #[inline]
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let guard = pin();
+        self.get_in(key, &guard).map(|n| n.value.clone())
+    }
+
+    /// Looks `key` up under `guard`, counting the hit or miss.
+    #[inline]
+    fn get_in<'g, Q>(&self, key: &Q, guard: &'g Guard) -> Option<&'g Node<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        match self.table.find(hash, |k| k.borrow() == key, guard) {
+            Some(e) if !self.expired(&e.value) => {
+                e.value.touch();
+                self.stats.add(Stat::Hit);
+                Some(&e.value)
+            }
+            Some(e) => {
+                self.stats.add(Stat::Miss);
+                self.remove_exact(hash, e, RemovalCause::Expired, guard);
+                None
+            }
+            None => {
+                self.stats.add(Stat::Miss);
+                None
+            }
+        }
+    }
+
+    /// Whether `key` is present and not expired (does not count as a hit or a miss, and
+    /// does not mark the entry referenced).
+    ///
+    /// ```
+    /// let cache = linemap::Cache::new(10);
+    /// cache.insert(1, ());
+    /// assert!(cache.contains_key(&1));
+    /// ```
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let guard = pin();
+        let hash = self.hash(key);
+        self.table
+            .find(hash, |k| k.borrow() == key, &guard)
+            .is_some_and(|e| !self.expired(&e.value))
+    }
+
+    /// Inserts `key -> value`, replacing any value for the key. If the key is new and the
+    /// cache is full, CLOCK evicts an entry first (the listener hears of it with
+    /// [`RemovalCause::Capacity`]).
+    ///
+    /// In a cache of capacity 0, or when every ring position is held by an insert in
+    /// progress on another thread for longer than the hand's bounded search, the value is not
+    /// stored and goes to the listener with [`RemovalCause::Capacity`].
+    ///
+    /// ```
+    /// let cache = linemap::Cache::new(10);
+    /// cache.insert(1, "a");
+    /// cache.insert(1, "b");
+    /// assert_eq!(cache.get(&1), Some("b"));
+    /// ```
+    pub fn insert(&self, key: K, value: V) {
+        self.insert_inner(key, value, None, None);
+    }
+
+    /// Inserts `key -> value` expiring `ttl` from now (overriding the builder's default).
+    /// A zero `ttl` stores an entry that is already expired; a `ttl` too large to represent
+    /// never expires.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let cache = linemap::Cache::new(10);
+    /// cache.insert_with_ttl(1, "a", Duration::from_secs(60));
+    /// assert_eq!(cache.get(&1), Some("a"));
+    /// ```
+    pub fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) {
+        self.insert_inner(key, value, Some(ttl), None);
+    }
+
+    /// Inserts `key -> value` only if `version` is greater than the version of the value
+    /// stored for the key (plain inserts have version 0). Returns whether it was stored.
+    ///
+    /// This is the answer to out-of-order invalidations: two updates that arrive in either
+    /// order leave the newer value, whatever the interleaving. The check and the store are
+    /// one atomic step. A removed or evicted key has no version: any version is then
+    /// accepted.
+    ///
+    /// ```
+    /// let cache = linemap::Cache::new(10);
+    /// assert!(cache.insert_versioned("user:1", "v2", 2));
+    /// assert!(!cache.insert_versioned("user:1", "v1", 1)); // late, older: ignored
+    /// assert_eq!(cache.get("user:1"), Some("v2"));
+    /// ```
+    pub fn insert_versioned(&self, key: K, value: V, version: u64) -> bool {
+        self.insert_inner(key, value, None, Some(version))
+    }
+
+    fn insert_inner(&self, key: K, value: V, ttl: Option<Duration>, version: Option<u64>) -> bool {
+        let guard = pin();
+        let expires = self.deadline(ttl);
+        let entry = Box::new(Entry {
+            key,
+            value: Node::new(value, expires, version.unwrap_or(0)),
+        });
+        match self.put(entry, version, &guard) {
+            Put::Stored(old) => {
+                self.stats.add(Stat::Insert);
+                if let Some(old) = old {
+                    let cause = if self.expired(&old.value) {
+                        RemovalCause::Expired
+                    } else {
+                        RemovalCause::Replaced
+                    };
+                    self.notify(&old.key, &old.value.value, cause);
+                }
+                true
+            }
+            Put::Refused => false,
+            Put::NoRoom(e) => {
+                self.notify(&e.key, &e.value.value, RemovalCause::Capacity);
+                false
+            }
+        }
+    }
+
+    /// Stores `entry`: replaces the key's entry in place (keeping its ring position), or
+    /// takes a ring position and adds it. With `version`, stores only over an older version.
+    fn put<'g>(
+        &self,
+        entry: Box<Entry<K, Node<V>>>,
+        version: Option<u64>,
+        guard: &'g Guard,
+    ) -> Put<'g, K, V> {
+        let hash = self.hash(&entry.key);
+        let rehash = |k: &K| self.hash(k);
+        let kp: *const K = &entry.key;
+        // SAFETY (for every `unsafe { &*kp }` below): the key lives in the entry's heap
+        // allocation, which does not move while it is owned by `fresh`, passed to `rmw` as
+        // `spare`, or installed in the table (freed only after our guard is dropped).
+        let mut fresh = Some(entry);
+        let mut refused = false;
+        // Replace in place, keeping the ring position (and then the reference bit is set: a
+        // write is a use).
+        let replace = |cur: Option<&Entry<K, Node<V>>>,
+                       spare: Option<Box<Entry<K, Node<V>>>>,
+                       fresh: &mut Option<Box<Entry<K, Node<V>>>>,
+                       refused: &mut bool|
+         -> Option<Op<K, Node<V>>> {
+            if let Some(s) = spare {
+                *fresh = Some(s);
+            }
+            let c = cur?;
+            if version.is_some_and(|v| v <= c.value.version) {
+                *refused = true;
+                return Some(Op::Keep);
+            }
+            *refused = false;
+            let mut e = fresh.take().expect("entry");
+            e.value.pos = c.value.pos;
+            e.value.flags = AtomicU8::new(REFERENCED);
+            Some(Op::Put(e))
+        };
+        let (old, _) = self.table.rmw(
+            hash,
+            |k| k == unsafe { &*kp },
+            |cur, spare| replace(cur, spare, &mut fresh, &mut refused).unwrap_or(Op::Keep),
+            &rehash,
+            guard,
+        );
+        if refused {
+            return Put::Refused;
+        }
+        if old.is_some() {
+            return Put::Stored(old);
+        }
+        // The key is absent: take a ring position (evicting if needed), then add the entry
+        // there. If the key appeared meanwhile, replace that entry instead and give the
+        // position back.
+        let Some(pos) = self.claim(guard) else {
+            return Put::NoRoom(fresh.take().expect("entry"));
+        };
+        let (old, new) = self.table.rmw(
+            hash,
+            |k| k == unsafe { &*kp },
+            |cur, spare| {
+                replace(cur, spare, &mut fresh, &mut refused).unwrap_or_else(|| {
+                    let mut e = fresh.take().expect("entry");
+                    e.value.pos = pos as u32;
+                    Op::Put(e)
+                })
+            },
+            &rehash,
+            guard,
+        );
+        let ring = self.ring.as_ref().expect("claimed a position");
+        match (old, new) {
+            (None, Some(_)) => {
+                ring.occupy(pos, hash);
+                Put::Stored(None)
+            }
+            _ => {
+                ring.release(pos);
+                if refused {
+                    Put::Refused
+                } else {
+                    Put::Stored(old)
+                }
+            }
+        }
+    }
+
+    /// Takes a ring position for a new entry, evicting the entry there if the hand finds
+    /// one whose reference bit is clear (or any, after [`MAX_SWEEP`] positions). `None` if
+    /// the cache has capacity 0 or the bounded search met only positions owned by others.
+    fn claim(&self, guard: &Guard) -> Option<usize> {
+        let ring = self.ring.as_ref()?;
+        let limit = 2 * ring.len() + 2 * MAX_SWEEP;
+        for step in 0..limit {
+            match ring.advance() {
+                None => spin_hint(),
+                Some(Found::Free(i)) => return Some(i),
+                Some(Found::Occupied(i, hash)) => {
+                    if self.evict_at(i, hash, step >= MAX_SWEEP, guard) {
+                        ring.take(i);
+                        return Some(i);
+                    }
+                    ring.restore(i);
+                }
+            }
+        }
+        None
+    }
+
+    /// Decides about the entry at ring position `i` (whose key hashes to `hash`): removes it
+    /// if it expired, or if its reference bit is clear or `force`; otherwise clears the bit.
+    /// Returns whether the position is now free of any entry.
+    fn evict_at(&self, i: usize, hash: u64, force: bool, guard: &Guard) -> bool {
+        let pos = i as u32;
+        let mut cause = RemovalCause::Capacity;
+        let (old, new) = self.table.rmw_by(
+            hash,
+            |e| e.value.pos == pos,
+            |cur, _| match cur {
+                None => Op::Keep,
+                Some(c) => {
+                    if self.expired(&c.value) {
+                        cause = RemovalCause::Expired;
+                        Op::Remove
+                    } else if c.value.take_reference() && !force {
+                        Op::Keep
+                    } else {
+                        cause = RemovalCause::Capacity;
+                        Op::Remove
+                    }
+                }
+            },
+            &|k: &K| self.hash(k),
+            guard,
+        );
+        match (old, new) {
+            (Some(old), None) => {
+                self.notify(&old.key, &old.value.value, cause);
+                true
+            }
+            // Nothing holds this position any more (its entry was removed by the user).
+            (None, _) => true,
+            (Some(_), Some(_)) => false,
+        }
+    }
+
+    /// Removes `e` (found under `guard`) if it is still the key's entry, telling the listener.
+    fn remove_exact(&self, hash: u64, e: &Entry<K, Node<V>>, cause: RemovalCause, guard: &Guard) {
+        let (old, new) = self.table.rmw(
+            hash,
+            |k| *k == e.key,
+            |cur, _| match cur {
+                Some(c) if std::ptr::eq(c, e) => Op::Remove,
+                _ => Op::Keep,
+            },
+            &|k: &K| self.hash(k),
+            guard,
+        );
+        if let (Some(old), None) = (old, new) {
+            self.notify(&old.key, &old.value.value, cause);
+        }
+    }
+
+    /// Removes `key`; returns its value if it was present and not expired.
+    ///
+    /// ```
+    /// let cache = linemap::Cache::new(10);
+    /// cache.insert(1, "a");
+    /// assert_eq!(cache.remove(&1), Some("a"));
+    /// assert_eq!(cache.remove(&1), None);
+    /// ```
+    pub fn remove<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let guard = pin();
+        let hash = self.hash(key);
+        let (old, _) = self.table.rmw(
+            hash,
+            |k| k.borrow() == key,
+            |cur, _| if cur.is_some() { Op::Remove } else { Op::Keep },
+            &|k: &K| self.hash(k),
+            &guard,
+        );
+        let old = old?;
+        if self.expired(&old.value) {
+            self.notify(&old.key, &old.value.value, RemovalCause::Expired);
+            None
+        } else {
+            self.notify(&old.key, &old.value.value, RemovalCause::Removed);
+            Some(old.value.value.clone())
+        }
+    }
+
+    /// Removes `key` only if its stored version is at most `version`; returns whether an
+    /// entry was removed. The versioned counterpart of [`Cache::remove`] for invalidations
+    /// that may arrive out of order with [`Cache::insert_versioned`] updates.
+    ///
+    /// ```
+    /// let cache = linemap::Cache::new(10);
+    /// cache.insert_versioned(1, "v5", 5);
+    /// assert!(!cache.remove_versioned(&1, 4)); // an older invalidation: ignored
+    /// assert!(cache.remove_versioned(&1, 5));
+    /// ```
+    pub fn remove_versioned<Q>(&self, key: &Q, version: u64) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let guard = pin();
+        let hash = self.hash(key);
+        let (old, new) = self.table.rmw(
+            hash,
+            |k| k.borrow() == key,
+            |cur, _| match cur {
+                Some(c) if c.value.version <= version => Op::Remove,
+                _ => Op::Keep,
+            },
+            &|k: &K| self.hash(k),
+            &guard,
+        );
+        match (old, new) {
+            (Some(old), None) => {
+                self.notify(&old.key, &old.value.value, RemovalCause::Removed);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Removes every expired entry now; returns how many. (Expired entries are also removed
+    /// as lookups and the CLOCK hand meet them; this is for callers that want memory back
+    /// at a time of their choosing.)
+    ///
+    /// ```
+    /// use linemap::cache::ManualClock;
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// let clock = Arc::new(ManualClock::new());
+    /// let cache = linemap::Cache::builder(10).clock(Arc::clone(&clock)).build();
+    /// cache.insert_with_ttl(1, 1, Duration::from_secs(1));
+    /// cache.insert(2, 2);
+    /// clock.advance(Duration::from_secs(2));
+    /// assert_eq!(cache.purge_expired(), 1);
+    /// assert_eq!(cache.len(), 1);
+    /// ```
+    pub fn purge_expired(&self) -> usize {
+        self.remove_where(|e| self.expired(&e.value), RemovalCause::Expired)
+    }
+
+    /// Keeps only the entries for which `keep(key, value)` returns true (expired entries are
+    /// removed regardless). Not atomic as a whole: entries inserted meanwhile may stay.
+    ///
+    /// ```
+    /// let cache = linemap::Cache::new(10);
+    /// for i in 0..6 {
+    ///     cache.insert(i, i);
+    /// }
+    /// cache.retain(|k, _| k % 2 == 0);
+    /// assert_eq!(cache.len(), 3);
+    /// ```
+    pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
+        self.remove_where(|e| self.expired(&e.value), RemovalCause::Expired);
+        self.remove_where(|e| !keep(&e.key, &e.value.value), RemovalCause::Removed);
+    }
+
+    /// Removes every entry present when the call began (the listener hears of each with
+    /// [`RemovalCause::Removed`]).
+    ///
+    /// ```
+    /// let cache = linemap::Cache::new(10);
+    /// cache.insert(1, 1);
+    /// cache.clear();
+    /// assert!(cache.is_empty());
+    /// ```
+    pub fn clear(&self) {
+        self.remove_where(|_| true, RemovalCause::Removed);
+    }
+
+    fn remove_where(
+        &self,
+        mut doomed: impl FnMut(&Entry<K, Node<V>>) -> bool,
+        cause: RemovalCause,
+    ) -> usize {
+        let guard = pin();
+        let mut victims = Vec::new();
+        self.table.for_each(&guard, |e| {
+            if doomed(e) {
+                victims.push(e as *const Entry<K, Node<V>>);
+            }
+        });
+        let mut n = 0;
+        for p in victims {
+            // SAFETY: reachable while we stay pinned, so still allocated.
+            let e = unsafe { &*p };
+            let hash = self.hash(&e.key);
+            let (old, new) = self.table.rmw(
+                hash,
+                |k| *k == e.key,
+                |cur, _| match cur {
+                    Some(c) if std::ptr::eq(c, e) => Op::Remove,
+                    _ => Op::Keep,
+                },
+                &|k: &K| self.hash(k),
+                &guard,
+            );
+            if let (Some(old), None) = (old, new) {
+                n += 1;
+                self.notify(&old.key, &old.value.value, cause);
+            }
+        }
+        n
+    }
+}
+
+/// What [`Cache::warm_up`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WarmUp {
+    /// Keys whose value was loaded and stored (or already present).
+    pub loaded: usize,
+    /// Keys whose loader returned an error (nothing was stored for them).
+    pub failed: usize,
+}
+
+impl<K, V, S> Cache<K, V, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher,
+{
+    /// The value for `key`, loading it with `load()` on a miss (the cache-aside pattern).
+    ///
+    /// Concurrent misses on one key run `load` once: the other callers wait for its value
+    /// (stampede protection). If the loading caller panics, the waiters are released and one
+    /// of them loads instead. `load` runs outside every internal critical section, so it may
+    /// use this cache, except to ask for the key it is loading: that would wait for itself,
+    /// and panics instead.
+    ///
+    /// ```
+    /// let cache = linemap::Cache::new(100);
+    /// let v = cache.get_or_insert_with(7, || 7 * 6);
+    /// assert_eq!(v, 42);
+    /// assert_eq!(cache.get_or_insert_with(7, || unreachable!()), 42);
+    /// ```
+    pub fn get_or_insert_with(&self, key: K, load: impl FnOnce() -> V) -> V {
+        match self.get_or_try_insert_with(key, || Ok::<V, std::convert::Infallible>(load())) {
+            Ok(v) => v,
+            Err(never) => match never {},
+        }
+    }
+
+    /// Like [`Cache::get_or_insert_with`] with a fallible loader. An error goes back to this
+    /// caller only and is never cached; callers that were waiting on this load are released
+    /// and one of them loads again.
+    ///
+    /// ```
+    /// let cache: linemap::Cache<u32, String> = linemap::Cache::new(100);
+    /// let r: Result<String, &str> = cache.get_or_try_insert_with(1, || Err("db down"));
+    /// assert_eq!(r, Err("db down"));
+    /// assert!(cache.get(&1).is_none()); // the error was not cached
+    /// let r: Result<String, &str> = cache.get_or_try_insert_with(1, || Ok("row".into()));
+    /// assert_eq!(r.as_deref(), Ok("row"));
+    /// ```
+    pub fn get_or_try_insert_with<E>(
+        &self,
+        key: K,
+        load: impl FnOnce() -> Result<V, E>,
+    ) -> Result<V, E> {
+        let mut load = Some(load);
+        let hash = self.hash(&key);
+        let rehash = |k: &K| self.hash(k);
+        loop {
+            if let Some(v) = self.get(&key) {
+                return Ok(v);
+            }
+            match self.loads.join(&key, hash, &rehash) {
+                load::Role::Waiter(p) => match p.wait() {
+                    Some(v) => return Ok(v),
+                    None => continue,
+                },
+                load::Role::Loader(pending) => {
+                    let duty = load::Duty {
+                        loads: &self.loads,
+                        key: &key,
+                        hash,
+                        pending,
+                        rehash: &rehash,
+                        done: false,
+                    };
+                    // A load may have finished between our miss and our registration.
+                    if let Some(v) = self.peek(&key) {
+                        duty.finish(Some(v.clone()));
+                        return Ok(v);
+                    }
+                    self.stats.add(Stat::Load);
+                    let f = load.take().expect("a caller loads at most once");
+                    // If `f` panics, `duty` is dropped during the unwind and releases the
+                    // waiters (counted as a load error there).
+                    let counted = LoadErrorOnUnwind(&self.stats);
+                    let r = f();
+                    std::mem::forget(counted);
+                    return match r {
+                        Ok(v) => {
+                            self.insert(key.clone(), v.clone());
+                            duty.finish(Some(v.clone()));
+                            Ok(v)
+                        }
+                        Err(e) => {
+                            self.stats.add(Stat::LoadError);
+                            duty.finish(None);
+                            Err(e)
+                        }
+                    };
+                }
+            }
+        }
+    }
+
+    /// The value for `key` without counting a hit or marking it referenced.
+    fn peek(&self, key: &K) -> Option<V> {
+        let guard = pin();
+        let hash = self.hash(key);
+        self.table
+            .find(hash, |k| k == key, &guard)
+            .filter(|e| !self.expired(&e.value))
+            .map(|e| e.value.value.clone())
+    }
+
+    /// Loads `keys` through `load`, at most `concurrency` loads at a time (on scoped
+    /// threads; `concurrency` 0 is taken as 1), skipping keys already cached. Returns how
+    /// many keys were loaded or present and how many loads failed. Loads go through
+    /// [`Cache::get_or_try_insert_with`], so they join loads already in flight.
+    ///
+    /// ```
+    /// let cache: linemap::Cache<u32, u32> = linemap::Cache::new(100);
+    /// let r = cache.warm_up(0..10, 4, |k| if *k == 3 { Err(()) } else { Ok(k * 2) });
+    /// assert_eq!((r.loaded, r.failed), (9, 1));
+    /// assert_eq!(cache.get(&4), Some(8));
+    /// ```
+    pub fn warm_up<E>(
+        &self,
+        keys: impl IntoIterator<Item = K, IntoIter: Send>,
+        concurrency: usize,
+        load: impl Fn(&K) -> Result<V, E> + Sync,
+    ) -> WarmUp
+    where
+        S: Sync,
+    {
+        let keys = std::sync::Mutex::new(keys.into_iter());
+        let loaded = std::sync::atomic::AtomicUsize::new(0);
+        let failed = std::sync::atomic::AtomicUsize::new(0);
+        let work = || loop {
+            let Some(k) = keys.lock().unwrap_or_else(|e| e.into_inner()).next() else {
+                break;
+            };
+            let r = self.get_or_try_insert_with(k.clone(), || load(&k));
+            // Relaxed: totals read after the threads are joined.
+            match r {
+                Ok(_) => loaded.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                Err(_) => failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            };
+        };
+        std::thread::scope(|s| {
+            for _ in 1..concurrency.max(1) {
+                s.spawn(work);
+            }
+            work();
+        });
+        WarmUp {
+            loaded: loaded.into_inner(),
+            failed: failed.into_inner(),
+        }
+    }
+}
+
+/// Counts a load error if dropped during a loader's unwind (forgotten otherwise).
+struct LoadErrorOnUnwind<'a>(&'a Stats);
+
+impl Drop for LoadErrorOnUnwind<'_> {
+    fn drop(&mut self) {
+        self.0.add(Stat::LoadError);
+    }
+}
+
+impl<K, V, S> std::fmt::Debug for Cache<K, V, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("len", &self.len())
+            .field("capacity", &self.capacity())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V, S> Extend<(K, V)> for Cache<K, V, S>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher,
+{
+    /// Inserts every pair (later pairs replace earlier ones; the capacity still holds).
+    fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
+        for (k, v) in iter {
+            self.insert(k, v);
+        }
+    }
+}
+
+impl<K, V, S> Extend<(K, V)> for &Cache<K, V, S>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher,
+{
+    /// Inserts every pair through a shared reference.
+    fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
+        for (k, v) in iter {
+            self.insert(k, v);
+        }
+    }
+}
+
+impl<K, V> FromIterator<(K, V)> for Cache<K, V, DefaultHashBuilder>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// A cache whose capacity is the number of pairs (at least 1), holding all of them.
+    ///
+    /// ```
+    /// let cache: linemap::Cache<u8, u8> = (0..4).map(|i| (i, i)).collect();
+    /// assert_eq!((cache.len(), cache.capacity()), (4, 4));
+    /// ```
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        let pairs: Vec<(K, V)> = iter.into_iter().collect();
+        let mut cache = Cache::new(pairs.len().max(1));
+        cache.extend(pairs);
+        cache
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests;

@@ -1,0 +1,217 @@
+use super::*;
+use std::sync::atomic::{AtomicUsize, Ordering as O};
+use std::sync::{Arc, Mutex};
+
+type Log = Arc<Mutex<Vec<(u64, RemovalCause)>>>;
+
+fn logged<V: Send + Sync + Clone + 'static>(capacity: usize) -> (Cache<u64, V>, Log) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let l = Arc::clone(&log);
+    let cache = Cache::builder(capacity)
+        .eviction_listener(move |k: &u64, _: &V, c| l.lock().unwrap().push((*k, c)))
+        .build();
+    (cache, log)
+}
+
+#[test]
+fn clock_evicts_unreferenced_first() {
+    let (cache, log) = logged::<u64>(3);
+    for k in 0..3 {
+        cache.insert(k, k);
+    }
+    // Reference 0 and 2; 1 is the victim.
+    assert_eq!(cache.get(&0), Some(0));
+    assert_eq!(cache.get(&2), Some(2));
+    cache.insert(3, 3);
+    assert_eq!(cache.get(&1), None);
+    assert_eq!(cache.len(), 3);
+    assert_eq!(*log.lock().unwrap(), vec![(1, RemovalCause::Capacity)]);
+}
+
+#[test]
+fn bound_holds_after_every_insert() {
+    let cache = Cache::new(50);
+    for k in 0..10_000u64 {
+        cache.insert(k, k);
+        if k % 7 == 0 {
+            cache.get(&(k / 2));
+        }
+        assert!(cache.len() <= 50, "len {} after inserting {k}", cache.len());
+    }
+    assert_eq!(cache.len(), 50);
+    let s = cache.stats();
+    assert_eq!(s.inserts, 10_000);
+    assert_eq!(s.evicted_capacity, 10_000 - 50);
+}
+
+#[test]
+fn replacing_keeps_the_position_and_tells_the_listener() {
+    let (cache, log) = logged::<&str>(2);
+    cache.insert(1, "a");
+    cache.insert(1, "b");
+    cache.insert(2, "c");
+    assert_eq!(cache.len(), 2);
+    assert_eq!(cache.get(&1), Some("b"));
+    assert_eq!(*log.lock().unwrap(), vec![(1, RemovalCause::Replaced)]);
+}
+
+#[test]
+fn removed_keys_free_their_position_for_the_hand() {
+    let (cache, log) = logged::<u64>(2);
+    cache.insert(1, 1);
+    cache.insert(2, 2);
+    assert_eq!(cache.remove(&1), Some(1));
+    // The hand finds position 0 without an entry and takes it: nothing is evicted.
+    cache.insert(3, 3);
+    assert_eq!(cache.len(), 2);
+    assert_eq!(cache.get(&2), Some(2));
+    assert_eq!(*log.lock().unwrap(), vec![(1, RemovalCause::Removed)]);
+}
+
+#[test]
+fn capacity_zero_stores_nothing() {
+    let (cache, log) = logged::<u64>(0);
+    cache.insert(1, 1);
+    assert_eq!(cache.get(&1), None);
+    assert!(cache.is_empty());
+    assert_eq!(cache.get_or_insert_with(2, || 5), 5);
+    assert!(cache.is_empty());
+    assert_eq!(
+        *log.lock().unwrap(),
+        vec![(1, RemovalCause::Capacity), (2, RemovalCause::Capacity)]
+    );
+}
+
+#[test]
+fn ttl_expiry_with_a_manual_clock() {
+    let clock = Arc::new(ManualClock::new());
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let l = Arc::clone(&log);
+    let cache = Cache::builder(10)
+        .clock(Arc::clone(&clock))
+        .time_to_live(Duration::from_secs(10))
+        .eviction_listener(move |k: &u64, _: &u64, c| l.lock().unwrap().push((*k, c)))
+        .build();
+    cache.insert(1, 1); // default ttl 10 s
+    cache.insert_with_ttl(2, 2, Duration::from_secs(1));
+    cache.insert_with_ttl(3, 3, Duration::MAX); // never
+    cache.insert_with_ttl(4, 4, Duration::ZERO); // already expired
+    assert_eq!(cache.get(&4), None);
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(cache.get(&2), None);
+    assert!(!cache.contains_key(&2));
+    assert_eq!(cache.get(&1), Some(1));
+    clock.advance(Duration::from_secs(9));
+    assert_eq!(cache.get(&1), None);
+    clock.advance(Duration::from_secs(1 << 40));
+    assert_eq!(cache.get(&3), Some(3));
+    let mut got = log.lock().unwrap().clone();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            (1, RemovalCause::Expired),
+            (2, RemovalCause::Expired),
+            (4, RemovalCause::Expired)
+        ]
+    );
+    assert_eq!(cache.len(), 1);
+}
+
+#[test]
+fn the_hand_reclaims_expired_entries_first() {
+    let clock = Arc::new(ManualClock::new());
+    let cache = Cache::builder(2).clock(Arc::clone(&clock)).build();
+    cache.insert(1, 1);
+    cache.insert_with_ttl(2, 2, Duration::from_secs(1));
+    cache.get(&1);
+    cache.get(&2);
+    clock.advance(Duration::from_secs(2));
+    cache.insert(3, 3);
+    // 1 was referenced, 2 expired: 2 goes even though it was referenced too.
+    assert_eq!(cache.get(&1), Some(1));
+    assert_eq!(cache.stats().evicted_expired, 1);
+}
+
+#[test]
+fn a_cache_without_ttl_never_reads_the_clock() {
+    struct Forbidden;
+    impl Clock for Forbidden {
+        fn now(&self) -> Duration {
+            panic!("the clock was read")
+        }
+    }
+    let cache = Cache::builder(4).clock(Forbidden).build();
+    for k in 0..20u64 {
+        cache.insert(k, k);
+        cache.get(&k);
+        cache.get(&(k + 100));
+    }
+    cache.purge_expired();
+    cache.retain(|_, _| true);
+    assert_eq!(cache.len(), 4);
+}
+
+#[test]
+fn versions_only_move_forward() {
+    let cache = Cache::new(10);
+    assert!(cache.insert_versioned(1, "v3", 3));
+    assert!(!cache.insert_versioned(1, "v2", 2));
+    assert!(!cache.insert_versioned(1, "v3b", 3));
+    assert!(cache.insert_versioned(1, "v4", 4));
+    assert_eq!(cache.get(&1), Some("v4"));
+    assert!(!cache.remove_versioned(&1, 3));
+    assert!(cache.remove_versioned(&1, 4));
+    assert_eq!(cache.get(&1), None);
+    // A plain insert has version 0 and is overwritten by any versioned one.
+    cache.insert(2, "plain");
+    assert!(cache.insert_versioned(2, "v1", 1));
+}
+
+#[test]
+fn loader_errors_are_not_cached() {
+    let cache: Cache<u64, u64> = Cache::new(10);
+    let calls = AtomicUsize::new(0);
+    let r: Result<u64, &str> = cache.get_or_try_insert_with(1, || {
+        calls.fetch_add(1, O::Relaxed);
+        Err("boom")
+    });
+    assert_eq!(r, Err("boom"));
+    assert_eq!(cache.get(&1), None);
+    let r: Result<u64, &str> = cache.get_or_try_insert_with(1, || {
+        calls.fetch_add(1, O::Relaxed);
+        Ok(11)
+    });
+    assert_eq!(r, Ok(11));
+    assert_eq!(calls.load(O::Relaxed), 2);
+    let s = cache.stats();
+    assert_eq!((s.loads, s.load_errors), (2, 1));
+}
+
+#[test]
+fn a_panicking_listener_leaves_the_cache_usable() {
+    let cache = Cache::builder(1)
+        .eviction_listener(|_: &u64, _: &u64, _| panic!("intentional listener panic"))
+        .build();
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    for k in 0..10 {
+        cache.insert(k, k);
+    }
+    std::panic::set_hook(hook);
+    assert_eq!(cache.len(), 1);
+    assert_eq!(cache.get(&9), Some(9));
+    assert_eq!(cache.stats().evicted_capacity, 9);
+}
+
+#[test]
+fn a_loader_asking_for_its_own_key_panics_instead_of_hanging() {
+    let cache: Arc<Cache<u64, u64>> = Arc::new(Cache::new(10));
+    let c = Arc::clone(&cache);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        cache.get_or_insert_with(1, || c.get_or_insert_with(1, || 1))
+    }));
+    assert!(r.is_err());
+    // The abandoned load released the key: a new load works.
+    assert_eq!(cache.get_or_insert_with(1, || 2), 2);
+}
