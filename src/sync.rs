@@ -21,6 +21,27 @@ pub(crate) use std::sync::{Condvar, Mutex};
 #[cfg(loom)]
 pub(crate) use loom::sync::{Condvar, Mutex};
 
+/// The calling thread's id (loom's model thread under loom, where every model thread runs on
+/// one OS thread).
+#[cfg(not(loom))]
+pub(crate) fn current_thread_id() -> std::thread::ThreadId {
+    std::thread::current().id()
+}
+
+/// The calling thread's id (loom's model thread under loom, where every model thread runs on
+/// one OS thread).
+#[cfg(loom)]
+pub(crate) fn current_thread_id() -> loom::thread::ThreadId {
+    loom::thread::current().id()
+}
+
+/// The type [`current_thread_id`] returns.
+#[cfg(not(loom))]
+pub(crate) type ThreadId = std::thread::ThreadId;
+/// The type [`current_thread_id`] returns.
+#[cfg(loom)]
+pub(crate) type ThreadId = loom::thread::ThreadId;
+
 /// Tells the processor (or loom's scheduler) that this thread is waiting for another one.
 #[inline]
 pub(crate) fn spin_hint() {

@@ -15,11 +15,10 @@
 //! The outcome is published under the `Pending`'s mutex and waiters wait on its condition
 //! variable: this is the one blocking wait in the crate, and it only ever waits for a load.
 
-use crate::sync::{pin, Condvar, Mutex};
+use crate::sync::{current_thread_id, pin, Condvar, Mutex, ThreadId};
 use crate::table::{Entry, Op, RawTable, Rehash};
 use std::hash::Hash;
 use std::sync::Arc;
-use std::thread::ThreadId;
 
 /// What a waiter learns.
 enum State<V> {
@@ -41,7 +40,7 @@ impl<V: Clone> Pending<V> {
         Pending {
             state: Mutex::new(State::Loading),
             ready: Condvar::new(),
-            loader: std::thread::current().id(),
+            loader: current_thread_id(),
         }
     }
 
@@ -63,7 +62,7 @@ impl<V: Clone> Pending<V> {
     /// for itself forever).
     pub(crate) fn wait(&self) -> Option<V> {
         assert!(
-            std::thread::current().id() != self.loader,
+            current_thread_id() != self.loader,
             "linemap::Cache: a loader asked for the key it is loading (it would wait for itself)"
         );
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
