@@ -1,10 +1,7 @@
-//! [`Cache`]: a bounded concurrent cache on the same table as [`HashMap`](crate::HashMap),
-//! with CLOCK eviction, per-entry time-to-live, stampede-protected loading, versioned
-//! inserts, an eviction listener and striped statistics.
+//! The bounded cache. The module's guide follows (it is `docs/cache.md`, and its examples run as
+//! doctests).
 //!
-//! The pieces: entries live in the lock-free table (`crate::table`) as `Entry<K, Node<V>>`;
-//! the CLOCK ring (`crate::clock`) holds one position per entry the cache may hold; loads in
-//! flight are coordinated in `load`; time is in `time`; counters in `stats`.
+#![doc = include_str!("../../docs/cache.md")]
 
 mod load;
 mod stats;

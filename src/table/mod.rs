@@ -99,8 +99,10 @@ pub(crate) struct Table<K, V> {
     growth: CachePadded<GrowthState>,
 }
 
-/// Load (entries per slot, in tenths) that `with_capacity` sizes for: below the ~0.75 at
-/// which growth starts, so that a table made for `n` entries holds them without growing.
+/// Load (entries per slot, in tenths) that `with_capacity` sizes for, and that `capacity()`
+/// reports: below [`GROWTH_LOAD_TENTHS`] and below the load at which the overflow count
+/// alone can force growth in small tables, so a table made for `n` entries holds them
+/// without growing.
 const SIZING_LOAD_TENTHS: usize = 7;
 
 /// Load (in tenths) a table must reach before local crowding (the overflow count) makes it
@@ -524,7 +526,7 @@ impl<K, V> RawTable<K, V> {
                                 .is_ok()
                             {
                                 // The tag stays: a TOMBSTONE is never reused, so a stale tag
-                                // only makes a lookup with the same 7-bit tag load this slot
+                                // only makes a lookup with the same 8-bit tag load this slot
                                 // (same line) and skip it, and that load synchronises with our
                                 // CAS. Clearing it would cost a second locked RMW per remove.
                                 self.len.decr();
