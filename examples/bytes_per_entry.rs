@@ -10,7 +10,8 @@
 //! Epoch-based maps keep retired tables and entries until reclamation runs, so they are
 //! reported several ways: linemap right after the inserts, then after forcing crossbeam-epoch
 //! reclamation (a pin/flush loop); papaya with a pin per insert, and with one guard held across
-//! all inserts, measured while the guard is held and after it is dropped.
+//! all inserts, measured while the guard is held and after it is dropped. The last rows are
+//! `linemap::Cache` (capacity N) filled with N keys, then after N more.
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
@@ -254,6 +255,34 @@ fn measure(n: usize) {
             "same map, handle dropped, after forcing reclamation",
         );
         drop(m);
+    }
+    flush_epoch();
+    {
+        // linemap::Cache with capacity n: filled with n keys, then n more (every original
+        // entry evicted), measured after reclamation. The target: K + V + 32 bytes.
+        let w = Window::start(n);
+        let c = linemap::Cache::builder(n).hasher(hasher()).build();
+        for k in keys.clone() {
+            c.insert(k, k);
+        }
+        flush_epoch();
+        row(
+            n,
+            "linemap Cache",
+            &w,
+            "capacity n, filled with n keys, reclaimed",
+        );
+        for k in (n as u64..2 * n as u64).map(key_of) {
+            c.insert(k, k);
+        }
+        flush_epoch();
+        row(
+            n,
+            "linemap Cache",
+            &w,
+            "same cache after n more keys (n evictions), reclaimed",
+        );
+        drop(c);
     }
     flush_epoch();
 }

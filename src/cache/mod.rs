@@ -261,7 +261,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             "Cache capacity must be below u32::MAX"
         );
         Cache {
-            table: RawTable::with_capacity(self.capacity),
+            table: RawTable::bounded(self.capacity),
             ring: (self.capacity > 0).then(|| Ring::new(self.capacity)),
             hasher: self.hasher,
             clock: self.clock,

@@ -215,3 +215,22 @@ fn a_loader_asking_for_its_own_key_panics_instead_of_hanging() {
     // The abandoned load released the key: a new load works.
     assert_eq!(cache.get_or_insert_with(1, || 2), 2);
 }
+
+#[test]
+fn eviction_churn_cleans_the_table_instead_of_growing_it() {
+    // Each eviction leaves a tombstone; without same-size cleaning the table would double
+    // again and again. It may double once (see `worth_cleaning`), never more.
+    for cap in [1usize, 7, 100, 5000] {
+        let cache = Cache::new(cap);
+        let before = cache.table.capacity(&pin());
+        for k in 0..(40 * cap as u64 + 2000) {
+            cache.insert(k, k);
+        }
+        assert_eq!(cache.len(), cap);
+        let after = cache.table.capacity(&pin());
+        assert!(
+            after <= 2 * before + 1,
+            "capacity {cap}: {before} -> {after}"
+        );
+    }
+}

@@ -395,6 +395,9 @@ pub(crate) type Outcome<'g, K, V> = (Option<&'g Entry<K, V>>, Option<&'g Entry<K
 pub(crate) struct RawTable<K, V> {
     current: AtomicPtr<Table<K, V>>,
     len: StripedCounter,
+    /// The owner bounds the number of live entries below the table's sizing (the cache):
+    /// migrations then clean tombstones at the same size instead of doubling.
+    bounded: bool,
 }
 
 // SAFETY: the raw pointers are owned (tables, entries); sending the RawTable sends the keys
@@ -411,7 +414,17 @@ impl<K, V> RawTable<K, V> {
         RawTable {
             current: AtomicPtr::new(Box::into_raw(t)),
             len: StripedCounter::new(),
+            bounded: false,
         }
+    }
+
+    /// An empty table for an owner that never keeps more than `capacity` entries live (the
+    /// cache): it is sized for them, and a migration (forced by the tombstones that
+    /// evictions leave) copies at the same size whenever tombstones are a real share of it.
+    pub(crate) fn bounded(capacity: usize) -> Self {
+        let mut t = Self::with_capacity(capacity);
+        t.bounded = true;
+        t
     }
 
     /// The current table.
@@ -728,7 +741,11 @@ impl<K, V> RawTable<K, V> {
         let old = std::mem::replace(&mut self.current, AtomicPtr::new(fresh));
         let len = std::mem::replace(&mut self.len, StripedCounter::new());
         // The map is consistent (empty) before any user Drop runs.
-        drop(RawTable { current: old, len });
+        drop(RawTable {
+            current: old,
+            len,
+            bounded: self.bounded,
+        });
     }
 }
 
