@@ -11,9 +11,10 @@ pub use stats::CacheStats;
 pub use time::{Clock, ManualClock, SystemClock};
 
 use crate::clock::{Found, Ring};
-use crate::sync::{pin, spin_hint, AtomicU8, Guard, Ordering};
+use crate::sync::{pin, spin_hint, AtomicU64, AtomicU8, Guard, Ordering};
 use crate::table::{Entry, Op, RawTable};
 use crate::DefaultHashBuilder;
+use crossbeam_utils::CachePadded;
 use stats::{Stat, Stats};
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
@@ -38,6 +39,15 @@ pub enum RemovalCause {
 /// The eviction listener's type: called with the key, the value and the cause.
 type Listener<K, V> = Box<dyn Fn(&K, &V, RemovalCause) + Send + Sync>;
 
+/// The user's weight function.
+type WeighFn<K, V> = Box<dyn Fn(&K, &V) -> u32 + Send + Sync>;
+
+/// A weigher and the budget of total weight it is charged against.
+struct Weigher<K, V> {
+    weigh: WeighFn<K, V>,
+    budget: u64,
+}
+
 /// Examined positions after which the hand evicts the next entry even if it was referenced:
 /// bounds the work of one insert when every entry is hot.
 const MAX_SWEEP: usize = 64;
@@ -54,6 +64,8 @@ pub(crate) struct Node<V> {
     version: u64,
     /// Position on the CLOCK ring held by this key (see `crate::clock`).
     pos: u32,
+    /// Weight charged against the budget (0 without a weigher).
+    weight: u32,
     /// CLOCK reference bit. A hit sets it only if it is clear (test before set).
     flags: AtomicU8,
 }
@@ -65,6 +77,7 @@ impl<V> Node<V> {
             expires,
             version,
             pos: u32::MAX,
+            weight: 0,
             flags: AtomicU8::new(0),
         }
     }
@@ -128,6 +141,10 @@ pub struct Cache<K, V, S = DefaultHashBuilder> {
     clock: Box<dyn Clock>,
     default_ttl: Option<Duration>,
     listener: Option<Listener<K, V>>,
+    weigher: Option<Weigher<K, V>>,
+    /// Total weight of the stored entries plus reservations of inserts in progress (only
+    /// with a weigher). Written by inserts and removals, never by hits.
+    weight: CachePadded<AtomicU64>,
     stats: Stats,
     loads: load::Loads<K, V>,
 }
@@ -158,6 +175,7 @@ pub struct CacheBuilder<K, V, S = DefaultHashBuilder> {
     clock: Box<dyn Clock>,
     default_ttl: Option<Duration>,
     listener: Option<Listener<K, V>>,
+    weigher: Option<Weigher<K, V>>,
 }
 
 impl<K, V> CacheBuilder<K, V, DefaultHashBuilder> {
@@ -168,6 +186,7 @@ impl<K, V> CacheBuilder<K, V, DefaultHashBuilder> {
             clock: Box::new(SystemClock::new()),
             default_ttl: None,
             listener: None,
+            weigher: None,
         }
     }
 }
@@ -242,7 +261,42 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             clock: self.clock,
             default_ttl: self.default_ttl,
             listener: self.listener,
+            weigher: self.weigher,
         }
+    }
+
+    /// Bounds the total weight of the entries by `budget`, as measured by `weigh(key, value)`
+    /// when an entry is stored (the builder's capacity still bounds the number of entries).
+    ///
+    /// An insert first reserves its entry's weight, evicting entries (CLOCK order) until it
+    /// fits, so the budget holds whenever an insert returns. An entry that weighs 0 costs
+    /// only its place among the `capacity` entries. An entry heavier than the whole budget is
+    /// not stored: its value goes to the listener with [`RemovalCause::Capacity`]. `weigh`
+    /// must be cheap and must not panic (a panic propagates to the inserting caller, with
+    /// nothing stored).
+    ///
+    /// ```
+    /// let cache = linemap::Cache::builder(1000)
+    ///     .weigher(10, |_k: &u32, v: &String| v.len() as u32)
+    ///     .build();
+    /// cache.insert(1, "abcd".to_string());
+    /// cache.insert(2, "efgh".to_string());
+    /// cache.insert(3, "ijkl".to_string()); // 12 > 10: the CLOCK victim goes
+    /// assert_eq!(cache.len(), 2);
+    /// assert!(cache.weight() <= 10);
+    /// cache.insert(4, "far too long for the budget".to_string()); // refused
+    /// assert_eq!(cache.get(&4), None);
+    /// ```
+    pub fn weigher(
+        mut self,
+        budget: u64,
+        weigh: impl Fn(&K, &V) -> u32 + Send + Sync + 'static,
+    ) -> Self {
+        self.weigher = Some(Weigher {
+            weigh: Box::new(weigh),
+            budget,
+        });
+        self
     }
 
     /// Builds the cache.
@@ -267,6 +321,8 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             clock: self.clock,
             default_ttl: self.default_ttl,
             listener: self.listener,
+            weigher: self.weigher,
+            weight: CachePadded::new(AtomicU64::new(0)),
             stats: Stats::new(),
             loads: load::Loads::new(),
         }
@@ -335,6 +391,20 @@ impl<K, V, S> Cache<K, V, S> {
         self.stats.snapshot()
     }
 
+    /// Total weight of the stored entries (with a [`weigher`](CacheBuilder::weigher); 0
+    /// without one). Includes the reservations of inserts in progress on other threads.
+    ///
+    /// ```
+    /// let cache = linemap::Cache::builder(10).weigher(100, |_: &u8, v: &u32| *v).build();
+    /// cache.insert(1, 30);
+    /// cache.insert(2, 40);
+    /// assert_eq!(cache.weight(), 70);
+    /// ```
+    pub fn weight(&self) -> u64 {
+        // Relaxed: a snapshot.
+        self.weight.load(Ordering::Relaxed)
+    }
+
     /// The cache's hasher.
     ///
     /// ```
@@ -344,6 +414,16 @@ impl<K, V, S> Cache<K, V, S> {
     pub fn hasher(&self) -> &S {
         &self.hasher
     }
+}
+
+/// What [`Cache::evict_at`] did at a ring position it owns.
+enum Evicted {
+    /// Removed the entry there: the position is free.
+    Entry,
+    /// No entry held the position any more: it is free.
+    Nothing,
+    /// The entry stays (it was referenced).
+    No,
 }
 
 /// Where a [`Cache::put`] ended.
@@ -377,6 +457,100 @@ where
             None => NEVER,
             Some(ttl) => time::deadline(self.clock.now(), ttl),
         }
+    }
+
+    /// A stored entry left the cache: give back its weight and tell the listener.
+    fn gone(&self, old: &Entry<K, Node<V>>, cause: RemovalCause) {
+        self.release_weight(old.value.weight);
+        self.notify(&old.key, &old.value.value, cause);
+    }
+
+    fn release_weight(&self, w: u32) {
+        if w != 0 {
+            // Relaxed: the total orders nothing; reservations use their own CAS.
+            self.weight.fetch_sub(u64::from(w), Ordering::Relaxed);
+        }
+    }
+
+    /// Reserves `w` of the weight budget, evicting entries until it fits. `Err` if it
+    /// cannot fit (heavier than the budget, or the bounded eviction search gave up). `Ok`
+    /// holds the ring position freed by the last eviction, still owned (RESERVED) by the
+    /// caller, so that the entry takes the place of its victim instead of evicting another.
+    fn reserve_weight(&self, w: u32, guard: &Guard) -> Result<Option<usize>, ()> {
+        let Some(weigher) = &self.weigher else {
+            return Ok(None);
+        };
+        let w = u64::from(w);
+        if w > weigher.budget {
+            return Err(());
+        }
+        if w == 0 {
+            return Ok(None);
+        }
+        let mut held: Option<usize> = None;
+        let ring = self.ring.as_ref().expect("a weigher implies capacity > 0");
+        // Relaxed: the CAS below is what decides; the value only needs to be some total.
+        let mut cur = self.weight.load(Ordering::Relaxed);
+        loop {
+            if cur + w <= weigher.budget {
+                // Relaxed: the weight total publishes nothing.
+                match self.weight.compare_exchange_weak(
+                    cur,
+                    cur + w,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return Ok(held),
+                    Err(now) => cur = now,
+                }
+            } else {
+                match self.evict_one(guard) {
+                    Some(i) => {
+                        if let Some(prev) = held.replace(i) {
+                            ring.release(prev);
+                        }
+                    }
+                    None => {
+                        if let Some(prev) = held {
+                            ring.release(prev);
+                        }
+                        return Err(());
+                    }
+                }
+                // Relaxed: as above.
+                cur = self.weight.load(Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Evicts one entry in CLOCK order and returns its position, now RESERVED for the
+    /// caller. `None` if the bounded search found nothing to evict.
+    fn evict_one(&self, guard: &Guard) -> Option<usize> {
+        let ring = self.ring.as_ref()?;
+        let limit = 2 * ring.len() + 2 * MAX_SWEEP;
+        let mut examined = 0;
+        for _ in 0..limit {
+            match ring.advance() {
+                None => spin_hint(),
+                // A free position does not free weight: pass it on.
+                Some(Found::Free(i)) => ring.release(i),
+                Some(Found::Occupied(i, hash)) => {
+                    examined += 1;
+                    match self.evict_at(i, hash, examined >= MAX_SWEEP, guard) {
+                        Evicted::Entry => {
+                            ring.take(i);
+                            return Some(i);
+                        }
+                        Evicted::Nothing => {
+                            ring.take(i);
+                            ring.release(i);
+                        }
+                        Evicted::No => ring.restore(i),
+                    }
+                }
+            }
+        }
+        None
     }
 
     /// Tells the listener, catching its panic.
@@ -511,11 +685,17 @@ where
     fn insert_inner(&self, key: K, value: V, ttl: Option<Duration>, version: Option<u64>) -> bool {
         let guard = pin();
         let expires = self.deadline(ttl);
-        let entry = Box::new(Entry {
+        let weight = self.weigher.as_ref().map_or(0, |w| (w.weigh)(&key, &value));
+        let mut entry = Box::new(Entry {
             key,
             value: Node::new(value, expires, version.unwrap_or(0)),
         });
-        match self.put(entry, version, &guard) {
+        entry.value.weight = weight;
+        let Ok(held) = self.reserve_weight(weight, &guard) else {
+            self.notify(&entry.key, &entry.value.value, RemovalCause::Capacity);
+            return false;
+        };
+        match self.put(entry, version, held, &guard) {
             Put::Stored(old) => {
                 self.stats.add(Stat::Insert);
                 if let Some(old) = old {
@@ -524,12 +704,16 @@ where
                     } else {
                         RemovalCause::Replaced
                     };
-                    self.notify(&old.key, &old.value.value, cause);
+                    self.gone(old, cause);
                 }
                 true
             }
-            Put::Refused => false,
+            Put::Refused => {
+                self.release_weight(weight);
+                false
+            }
             Put::NoRoom(e) => {
+                self.release_weight(weight);
                 self.notify(&e.key, &e.value.value, RemovalCause::Capacity);
                 false
             }
@@ -537,11 +721,13 @@ where
     }
 
     /// Stores `entry`: replaces the key's entry in place (keeping its ring position), or
-    /// takes a ring position and adds it. With `version`, stores only over an older version.
+    /// takes a ring position (`held`, if the caller already owns one) and adds it. With
+    /// `version`, stores only over an older version.
     fn put<'g>(
         &self,
         entry: Box<Entry<K, Node<V>>>,
         version: Option<u64>,
+        held: Option<usize>,
         guard: &'g Guard,
     ) -> Put<'g, K, V> {
         let hash = self.hash(&entry.key);
@@ -580,16 +766,20 @@ where
             &rehash,
             guard,
         );
-        if refused {
-            return Put::Refused;
-        }
-        if old.is_some() {
-            return Put::Stored(old);
+        if refused || old.is_some() {
+            if let Some(i) = held {
+                self.ring.as_ref().expect("held a position").release(i);
+            }
+            return if refused {
+                Put::Refused
+            } else {
+                Put::Stored(old)
+            };
         }
         // The key is absent: take a ring position (evicting if needed), then add the entry
         // there. If the key appeared meanwhile, replace that entry instead and give the
         // position back.
-        let Some(pos) = self.claim(guard) else {
+        let Some(pos) = held.or_else(|| self.claim(guard)) else {
             return Put::NoRoom(fresh.take().expect("entry"));
         };
         let (old, new) = self.table.rmw(
@@ -633,11 +823,12 @@ where
                 None => spin_hint(),
                 Some(Found::Free(i)) => return Some(i),
                 Some(Found::Occupied(i, hash)) => {
-                    if self.evict_at(i, hash, step >= MAX_SWEEP, guard) {
+                    if let Evicted::No = self.evict_at(i, hash, step >= MAX_SWEEP, guard) {
+                        ring.restore(i);
+                    } else {
                         ring.take(i);
                         return Some(i);
                     }
-                    ring.restore(i);
                 }
             }
         }
@@ -646,8 +837,8 @@ where
 
     /// Decides about the entry at ring position `i` (whose key hashes to `hash`): removes it
     /// if it expired, or if its reference bit is clear or `force`; otherwise clears the bit.
-    /// Returns whether the position is now free of any entry.
-    fn evict_at(&self, i: usize, hash: u64, force: bool, guard: &Guard) -> bool {
+    /// Says whether the position is now free of any entry, and whether one was evicted.
+    fn evict_at(&self, i: usize, hash: u64, force: bool, guard: &Guard) -> Evicted {
         let pos = i as u32;
         let mut cause = RemovalCause::Capacity;
         let (old, new) = self.table.rmw_by(
@@ -672,12 +863,12 @@ where
         );
         match (old, new) {
             (Some(old), None) => {
-                self.notify(&old.key, &old.value.value, cause);
-                true
+                self.gone(old, cause);
+                Evicted::Entry
             }
             // Nothing holds this position any more (its entry was removed by the user).
-            (None, _) => true,
-            (Some(_), Some(_)) => false,
+            (None, _) => Evicted::Nothing,
+            (Some(_), Some(_)) => Evicted::No,
         }
     }
 
@@ -694,7 +885,7 @@ where
             guard,
         );
         if let (Some(old), None) = (old, new) {
-            self.notify(&old.key, &old.value.value, cause);
+            self.gone(old, cause);
         }
     }
 
@@ -722,10 +913,10 @@ where
         );
         let old = old?;
         if self.expired(&old.value) {
-            self.notify(&old.key, &old.value.value, RemovalCause::Expired);
+            self.gone(old, RemovalCause::Expired);
             None
         } else {
-            self.notify(&old.key, &old.value.value, RemovalCause::Removed);
+            self.gone(old, RemovalCause::Removed);
             Some(old.value.value.clone())
         }
     }
@@ -759,7 +950,7 @@ where
         );
         match (old, new) {
             (Some(old), None) => {
-                self.notify(&old.key, &old.value.value, RemovalCause::Removed);
+                self.gone(old, RemovalCause::Removed);
                 true
             }
             _ => false,
@@ -845,7 +1036,7 @@ where
             );
             if let (Some(old), None) = (old, new) {
                 n += 1;
-                self.notify(&old.key, &old.value.value, cause);
+                self.gone(old, cause);
             }
         }
         n

@@ -234,3 +234,71 @@ fn eviction_churn_cleans_the_table_instead_of_growing_it() {
         );
     }
 }
+
+#[test]
+fn weight_budget_holds_and_accounts_exactly() {
+    let log_tx = Arc::new(Mutex::new(Vec::new()));
+    let l = Arc::clone(&log_tx);
+    let cache = Cache::builder(1000)
+        .weigher(500, |_: &u64, v: &u64| (*v % 37) as u32)
+        .eviction_listener(move |k: &u64, _: &u64, c| l.lock().unwrap().push((*k, c)))
+        .build();
+    let mut x = 12345u64;
+    for _ in 0..20_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let k = x % 3000;
+        cache.insert(k, x);
+        assert!(cache.weight() <= 500);
+    }
+    // The total is exactly the sum of what is stored.
+    let guard = pin();
+    let mut sum = 0u64;
+    let mut n = 0;
+    cache.table.for_each(&guard, |e| {
+        sum += u64::from(e.value.weight);
+        n += 1;
+    });
+    assert_eq!(sum, cache.weight());
+    assert_eq!(n, cache.len());
+    assert!(log_tx
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|(_, c)| *c != RemovalCause::Expired));
+}
+
+#[test]
+fn weightless_and_overweight_entries() {
+    let (cache, log) = {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let l = Arc::clone(&log);
+        let c = Cache::builder(3)
+            .weigher(10, |_: &u64, v: &u32| *v)
+            .eviction_listener(move |k: &u64, _: &u32, c| l.lock().unwrap().push((*k, c)))
+            .build();
+        (c, log)
+    };
+    // Weight 0: only the entry count bounds them.
+    for k in 0..5 {
+        cache.insert(k, 0);
+    }
+    assert_eq!(cache.len(), 3);
+    assert_eq!(cache.weight(), 0);
+    // Heavier than the whole budget: refused, reported, nothing evicted for it.
+    log.lock().unwrap().clear();
+    cache.insert(100, 11);
+    assert_eq!(cache.get(&100), None);
+    assert_eq!(*log.lock().unwrap(), vec![(100, RemovalCause::Capacity)]);
+    assert_eq!(cache.len(), 3);
+    // Exactly the budget fits (after evicting as needed).
+    cache.insert(200, 10);
+    assert_eq!(cache.get(&200), Some(10));
+    assert_eq!(cache.weight(), 10);
+    // Replacing changes the charge.
+    cache.insert(200, 4);
+    assert_eq!(cache.weight(), 4);
+    cache.remove(&200);
+    assert_eq!(cache.weight(), 0);
+}
