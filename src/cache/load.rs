@@ -29,7 +29,8 @@ enum State<V> {
 
 /// One load in flight.
 pub(crate) struct Pending<V> {
-    state: Mutex<State<V>>,
+    /// The outcome, and the wakers of async waiters (woken when it is published).
+    state: Mutex<(State<V>, Wakers)>,
     ready: Condvar,
     /// The loader's thread, to turn a loader that waits for itself into a clear panic.
     loader: ThreadId,
@@ -38,7 +39,7 @@ pub(crate) struct Pending<V> {
 impl<V: Clone> Pending<V> {
     fn new() -> Self {
         Pending {
-            state: Mutex::new(State::Loading),
+            state: Mutex::new((State::Loading, Wakers::default())),
             ready: Condvar::new(),
             loader: current_thread_id(),
         }
@@ -47,12 +48,14 @@ impl<V: Clone> Pending<V> {
     /// Publishes the outcome (`None`: abandoned) and wakes every waiter.
     fn publish(&self, outcome: Option<V>) {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        *s = match outcome {
+        s.0 = match outcome {
             Some(v) => State::Done(v),
             None => State::Abandoned,
         };
+        let wakers = std::mem::take(&mut s.1);
         drop(s);
         self.ready.notify_all();
+        wakers.wake_all();
     }
 
     /// Waits for the outcome: `Some(v)` loaded, `None` abandoned.
@@ -67,11 +70,54 @@ impl<V: Clone> Pending<V> {
         );
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            match &*s {
+            match &s.0 {
                 State::Loading => s = self.ready.wait(s).unwrap_or_else(|e| e.into_inner()),
                 State::Done(v) => return Some(v.clone()),
                 State::Abandoned => return None,
             }
+        }
+    }
+}
+
+impl<V: Clone> Pending<V> {
+    /// The async form of [`Pending::wait`]: `Ready(Some(v))` loaded, `Ready(None)` abandoned,
+    /// `Pending` after registering the task's waker.
+    #[cfg(feature = "async")]
+    pub(crate) fn poll_outcome(
+        &self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<V>> {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match &s.0 {
+            State::Loading => {
+                s.1.register(cx.waker());
+                std::task::Poll::Pending
+            }
+            State::Done(v) => std::task::Poll::Ready(Some(v.clone())),
+            State::Abandoned => std::task::Poll::Ready(None),
+        }
+    }
+}
+
+/// Wakers of async waiters (empty without the `async` feature).
+#[derive(Default)]
+pub(crate) struct Wakers {
+    #[cfg(feature = "async")]
+    list: Vec<std::task::Waker>,
+}
+
+impl Wakers {
+    #[cfg(feature = "async")]
+    fn register(&mut self, w: &std::task::Waker) {
+        if !self.list.iter().any(|x| x.will_wake(w)) {
+            self.list.push(w.clone());
+        }
+    }
+
+    fn wake_all(self) {
+        #[cfg(feature = "async")]
+        for w in self.list {
+            w.wake();
         }
     }
 }
@@ -154,42 +200,63 @@ where
 }
 
 /// The loader's obligation: publish an outcome even if the load panics or is cancelled.
-pub(crate) struct Duty<'a, K, V>
+pub(crate) struct Duty<'a, K, V, F>
 where
     K: Hash + Eq + Clone,
     V: Clone,
+    F: Fn(&K) -> u64,
 {
     pub(crate) loads: &'a Loads<K, V>,
     pub(crate) key: &'a K,
     pub(crate) hash: u64,
     pub(crate) pending: Arc<Pending<V>>,
-    pub(crate) rehash: Rehash<'a, K>,
+    /// The cache's hash function (a closure by value, so that an async loader's future is
+    /// `Send` when the cache is `Sync`).
+    pub(crate) rehash: F,
     pub(crate) done: bool,
 }
 
-impl<K, V> Duty<'_, K, V>
+impl<K, V, F> Duty<'_, K, V, F>
 where
     K: Hash + Eq + Clone,
     V: Clone,
+    F: Fn(&K) -> u64,
 {
     /// Publishes `outcome` (`None`: abandoned).
     pub(crate) fn finish(mut self, outcome: Option<V>) {
         self.done = true;
         self.loads
-            .finish(self.key, self.hash, &self.pending, outcome, self.rehash);
+            .finish(self.key, self.hash, &self.pending, outcome, &self.rehash);
     }
 }
 
-impl<K, V> Drop for Duty<'_, K, V>
+impl<K, V, F> Drop for Duty<'_, K, V, F>
 where
     K: Hash + Eq + Clone,
     V: Clone,
+    F: Fn(&K) -> u64,
 {
     fn drop(&mut self) {
         if !self.done {
             // The load panicked or its future was dropped: release the waiters.
             self.loads
-                .finish(self.key, self.hash, &self.pending, None, self.rehash);
+                .finish(self.key, self.hash, &self.pending, None, &self.rehash);
         }
+    }
+}
+
+/// Waits for a load in flight without blocking the thread (the `async` feature).
+#[cfg(feature = "async")]
+pub(crate) struct Outcome<'a, V>(pub(crate) &'a Pending<V>);
+
+#[cfg(feature = "async")]
+impl<V: Clone> std::future::Future for Outcome<'_, V> {
+    type Output = Option<V>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<V>> {
+        self.0.poll_outcome(cx)
     }
 }

@@ -3,6 +3,8 @@
 //!
 #![doc = include_str!("../../docs/cache.md")]
 
+#[cfg(feature = "async")]
+mod future;
 mod load;
 mod stats;
 mod time;
@@ -1114,7 +1116,7 @@ where
                         key: &key,
                         hash,
                         pending,
-                        rehash: &rehash,
+                        rehash,
                         done: false,
                     };
                     // A load may have finished between our miss and our registration.
@@ -1204,7 +1206,7 @@ where
 }
 
 /// Counts a load error if dropped during a loader's unwind (forgotten otherwise).
-struct LoadErrorOnUnwind<'a>(&'a Stats);
+pub(crate) struct LoadErrorOnUnwind<'a>(pub(crate) &'a Stats);
 
 impl Drop for LoadErrorOnUnwind<'_> {
     fn drop(&mut self) {
