@@ -68,6 +68,9 @@ pub(crate) struct Node<V> {
     pos: u32,
     /// Weight charged against the budget (0 without a weigher).
     weight: u32,
+    /// Idle deadline (nanoseconds) with a time-to-idle: pushed forward by hits, at most
+    /// once per 1/16 of the time-to-idle. [`NEVER`] without one.
+    idle: AtomicU64,
     /// CLOCK reference bit. A hit sets it only if it is clear (test before set).
     flags: AtomicU8,
 }
@@ -80,6 +83,7 @@ impl<V> Node<V> {
             version,
             pos: u32::MAX,
             weight: 0,
+            idle: AtomicU64::new(NEVER),
             flags: AtomicU8::new(0),
         }
     }
@@ -142,6 +146,8 @@ pub struct Cache<K, V, S = DefaultHashBuilder> {
     hasher: S,
     clock: Box<dyn Clock>,
     default_ttl: Option<Duration>,
+    /// Time-to-idle in nanoseconds.
+    tti: Option<u64>,
     listener: Option<Listener<K, V>>,
     weigher: Option<Weigher<K, V>>,
     /// Total weight of the stored entries plus reservations of inserts in progress (only
@@ -176,6 +182,7 @@ pub struct CacheBuilder<K, V, S = DefaultHashBuilder> {
     hasher: S,
     clock: Box<dyn Clock>,
     default_ttl: Option<Duration>,
+    tti: Option<Duration>,
     listener: Option<Listener<K, V>>,
     weigher: Option<Weigher<K, V>>,
 }
@@ -187,6 +194,7 @@ impl<K, V> CacheBuilder<K, V, DefaultHashBuilder> {
             hasher: DefaultHashBuilder::default(),
             clock: Box::new(SystemClock::new()),
             default_ttl: None,
+            tti: None,
             listener: None,
             weigher: None,
         }
@@ -262,9 +270,39 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             hasher,
             clock: self.clock,
             default_ttl: self.default_ttl,
+            tti: self.tti,
             listener: self.listener,
             weigher: self.weigher,
         }
+    }
+
+    /// Expires entries not read for `tti` (on top of any time-to-live: whichever comes first).
+    /// A hit pushes the idle deadline forward only when it moved by more than 1/16 of `tti`,
+    /// so hot entries are not rewritten on every hit; an entry may therefore expire once it
+    /// has been idle for 15/16 of `tti`, never later than `tti`. With a time-to-idle every
+    /// hit reads the clock.
+    ///
+    /// ```
+    /// use linemap::cache::ManualClock;
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// let clock = Arc::new(ManualClock::new());
+    /// let cache = linemap::Cache::builder(10)
+    ///     .time_to_idle(Duration::from_secs(10))
+    ///     .clock(Arc::clone(&clock))
+    ///     .build();
+    /// cache.insert(1, "a");
+    /// for _ in 0..5 {
+    ///     clock.advance(Duration::from_secs(8));
+    ///     assert_eq!(cache.get(&1), Some("a")); // read within every 10 s: stays
+    /// }
+    /// clock.advance(Duration::from_secs(10));
+    /// assert_eq!(cache.get(&1), None); // idle for 10 s: expired
+    /// ```
+    pub fn time_to_idle(mut self, tti: Duration) -> Self {
+        self.tti = Some(tti);
+        self
     }
 
     /// Bounds the total weight of the entries by `budget`, as measured by `weigh(key, value)`
@@ -322,6 +360,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             hasher: self.hasher,
             clock: self.clock,
             default_ttl: self.default_ttl,
+            tti: self.tti.map(time::nanos),
             listener: self.listener,
             weigher: self.weigher,
             weight: CachePadded::new(AtomicU64::new(0)),
@@ -451,7 +490,33 @@ where
 
     #[inline]
     fn expired(&self, node: &Node<V>) -> bool {
-        node.expires != NEVER && time::nanos(self.clock.now()) >= node.expires
+        self.live_at(node).is_none()
+    }
+
+    /// `None` if `node` expired; otherwise the time it was checked at (0 if the clock was not
+    /// read: no deadline applies).
+    #[inline]
+    fn live_at(&self, node: &Node<V>) -> Option<u64> {
+        if node.expires == NEVER && self.tti.is_none() {
+            return Some(0);
+        }
+        let now = time::nanos(self.clock.now());
+        // Relaxed: the idle deadline is a single word; a stale value errs by at most the
+        // refresh step.
+        (now < node.expires && now < node.idle.load(Ordering::Relaxed)).then_some(now)
+    }
+
+    /// After a hit at `now`: pushes the idle deadline forward if it moved by more than 1/16
+    /// of the time-to-idle (test before set: a hot entry is rewritten rarely).
+    #[inline]
+    fn refresh_idle(&self, node: &Node<V>, now: u64) {
+        if let Some(tti) = self.tti {
+            let next = now.saturating_add(tti);
+            // Relaxed: see `live_at`.
+            if next.saturating_sub(node.idle.load(Ordering::Relaxed)) > tti / 16 {
+                node.idle.store(next, Ordering::Relaxed);
+            }
+        }
     }
 
     fn deadline(&self, ttl: Option<Duration>) -> u64 {
@@ -597,16 +662,19 @@ where
     {
         let hash = self.hash(key);
         match self.table.find(hash, |k| k.borrow() == key, guard) {
-            Some(e) if !self.expired(&e.value) => {
-                e.value.touch();
-                self.stats.add(Stat::Hit);
-                Some(&e.value)
-            }
-            Some(e) => {
-                self.stats.add(Stat::Miss);
-                self.remove_exact(hash, e, RemovalCause::Expired, guard);
-                None
-            }
+            Some(e) => match self.live_at(&e.value) {
+                Some(now) => {
+                    e.value.touch();
+                    self.refresh_idle(&e.value, now);
+                    self.stats.add(Stat::Hit);
+                    Some(&e.value)
+                }
+                None => {
+                    self.stats.add(Stat::Miss);
+                    self.remove_exact(hash, e, RemovalCause::Expired, guard);
+                    None
+                }
+            },
             None => {
                 self.stats.add(Stat::Miss);
                 None
@@ -693,6 +761,10 @@ where
             value: Node::new(value, expires, version.unwrap_or(0)),
         });
         entry.value.weight = weight;
+        if let Some(tti) = self.tti {
+            let idle = time::nanos(self.clock.now()).saturating_add(tti);
+            entry.value.idle = AtomicU64::new(idle);
+        }
         let Ok(held) = self.reserve_weight(weight, &guard) else {
             self.notify(&entry.key, &entry.value.value, RemovalCause::Capacity);
             return false;

@@ -302,3 +302,35 @@ fn weightless_and_overweight_entries() {
     cache.remove(&200);
     assert_eq!(cache.weight(), 0);
 }
+
+#[test]
+fn time_to_idle_and_time_to_live_combine() {
+    let clock = Arc::new(ManualClock::new());
+    let cache = Cache::builder(10)
+        .clock(Arc::clone(&clock))
+        .time_to_live(Duration::from_secs(100))
+        .time_to_idle(Duration::from_secs(16))
+        .build();
+    cache.insert(1, 1);
+    cache.insert(2, 2);
+    // Key 1 is read every 10 s; key 2 never.
+    for _ in 0..9 {
+        clock.advance(Duration::from_secs(10));
+        assert_eq!(cache.get(&1), Some(1));
+    }
+    assert!(!cache.contains_key(&2), "idle for 90 s");
+    // The time-to-live still ends key 1, however often it is read.
+    clock.advance(Duration::from_secs(10));
+    assert_eq!(cache.get(&1), None);
+    // Idle expiry never comes late: idle for exactly the time-to-idle is expired.
+    cache.insert(3, 3);
+    clock.advance(Duration::from_secs(16));
+    assert_eq!(cache.get(&3), None);
+    // A hit just after the insert refreshes nothing (less than 1/16 moved), and the entry
+    // still lives until 16 s after the insert.
+    cache.insert(4, 4);
+    clock.advance(Duration::from_millis(500));
+    assert_eq!(cache.get(&4), Some(4));
+    clock.advance(Duration::from_millis(15_400));
+    assert_eq!(cache.get(&4), Some(4));
+}
