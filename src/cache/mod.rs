@@ -13,7 +13,7 @@ pub use stats::CacheStats;
 pub use time::{Clock, ManualClock, SystemClock};
 
 use crate::clock::{Found, Ring};
-use crate::sync::{pin, spin_hint, AtomicU64, AtomicU8, Guard, Ordering};
+use crate::sync::{pin, spin_hint, AtomicU64, Guard, Ordering};
 use crate::table::{Entry, Op, RawTable};
 use crate::DefaultHashBuilder;
 use crossbeam_utils::CachePadded;
@@ -54,25 +54,27 @@ struct Weigher<K, V> {
 /// bounds the work of one insert when every entry is hot.
 const MAX_SWEEP: usize = 64;
 
-/// The reference bit, in [`Node::flags`].
-const REFERENCED: u8 = 1;
+/// The reference bit: bit 0 of [`Node::meta`].
+const REFERENCED: u64 = 1;
 
-/// A value with its cache metadata. Immutable once published except for `flags`.
+/// A value with its cache metadata. Immutable once published except for `meta`.
+///
+/// For `u64` values the node is 32 bytes: value, deadline, version, `meta`, position and
+/// weight.
 pub(crate) struct Node<V> {
     value: V,
     /// Deadline in nanoseconds on the cache's clock; [`NEVER`] for none.
     expires: u64,
     /// Version for [`Cache::insert_versioned`]; 0 for plain inserts.
     version: u64,
+    /// Bit 0: the CLOCK reference bit. Bits 1..64: the idle deadline with a time-to-idle
+    /// (nanoseconds, bit 0 dropped), pushed forward by hits at most once per 1/16 of the
+    /// time-to-idle; all ones without one. One word, so that a hit tests one word.
+    meta: AtomicU64,
     /// Position on the CLOCK ring held by this key (see `crate::clock`).
     pos: u32,
     /// Weight charged against the budget (0 without a weigher).
     weight: u32,
-    /// Idle deadline (nanoseconds) with a time-to-idle: pushed forward by hits, at most
-    /// once per 1/16 of the time-to-idle. [`NEVER`] without one.
-    idle: AtomicU64,
-    /// CLOCK reference bit. A hit sets it only if it is clear (test before set).
-    flags: AtomicU8,
 }
 
 impl<V> Node<V> {
@@ -81,27 +83,44 @@ impl<V> Node<V> {
             value,
             expires,
             version,
+            meta: AtomicU64::new(NEVER & !REFERENCED),
             pos: u32::MAX,
             weight: 0,
-            idle: AtomicU64::new(NEVER),
-            flags: AtomicU8::new(0),
         }
     }
 
+    /// Sets the reference bit if it is clear (test before set: a hot entry's line stays
+    /// shared across cores instead of bouncing on writes).
     #[inline]
     fn touch(&self) {
-        // Relaxed: the bit is a hint for eviction; no data is published through it. Testing
-        // first keeps a hot entry's line shared across cores instead of bouncing on writes.
-        if self.flags.load(Ordering::Relaxed) & REFERENCED == 0 {
-            self.flags.store(REFERENCED, Ordering::Relaxed);
+        // Relaxed: the bit is a hint for eviction; no data is published through it.
+        if self.meta.load(Ordering::Relaxed) & REFERENCED == 0 {
+            // Relaxed: as above. An RMW, so a concurrent idle refresh is not lost.
+            self.meta.fetch_or(REFERENCED, Ordering::Relaxed);
         }
     }
 
     /// Clears the reference bit; returns whether it was set.
     fn take_reference(&self) -> bool {
         // Relaxed: as in `touch`.
-        self.flags.load(Ordering::Relaxed) & REFERENCED != 0
-            && self.flags.swap(0, Ordering::Relaxed) & REFERENCED != 0
+        self.meta.load(Ordering::Relaxed) & REFERENCED != 0
+            && self.meta.fetch_and(!REFERENCED, Ordering::Relaxed) & REFERENCED != 0
+    }
+
+    /// The idle deadline ([`NEVER`], rounded down to even, without a time-to-idle).
+    #[inline]
+    fn idle(&self) -> u64 {
+        // Relaxed: a single word; a stale value errs by at most one refresh step.
+        self.meta.load(Ordering::Relaxed) & !REFERENCED
+    }
+
+    /// Sets the idle deadline to `at` (rounded down to even) and the reference bit (only
+    /// hits call this).
+    #[inline]
+    fn set_idle(&self, at: u64) {
+        // Relaxed: see `idle`. A racing `take_reference` may be overwritten: the entry was
+        // just hit, so it is referenced either way.
+        self.meta.store(at | REFERENCED, Ordering::Relaxed);
     }
 }
 
@@ -503,7 +522,7 @@ where
         let now = time::nanos(self.clock.now());
         // Relaxed: the idle deadline is a single word; a stale value errs by at most the
         // refresh step.
-        (now < node.expires && now < node.idle.load(Ordering::Relaxed)).then_some(now)
+        (now < node.expires && now < node.idle()).then_some(now)
     }
 
     /// After a hit at `now`: pushes the idle deadline forward if it moved by more than 1/16
@@ -513,8 +532,8 @@ where
         if let Some(tti) = self.tti {
             let next = now.saturating_add(tti);
             // Relaxed: see `live_at`.
-            if next.saturating_sub(node.idle.load(Ordering::Relaxed)) > tti / 16 {
-                node.idle.store(next, Ordering::Relaxed);
+            if next.saturating_sub(node.idle()) > tti / 16 {
+                node.set_idle(next & !REFERENCED);
             }
         }
     }
@@ -763,7 +782,7 @@ where
         entry.value.weight = weight;
         if let Some(tti) = self.tti {
             let idle = time::nanos(self.clock.now()).saturating_add(tti);
-            entry.value.idle = AtomicU64::new(idle);
+            entry.value.meta = AtomicU64::new(idle & !REFERENCED);
         }
         let Ok(held) = self.reserve_weight(weight, &guard) else {
             self.notify(&entry.key, &entry.value.value, RemovalCause::Capacity);
@@ -830,7 +849,9 @@ where
             *refused = false;
             let mut e = fresh.take().expect("entry");
             e.value.pos = c.value.pos;
-            e.value.flags = AtomicU8::new(REFERENCED);
+            // A write is a use: referenced, with the fresh entry's own idle deadline.
+            // Relaxed: `e` is not shared yet.
+            e.value.meta.fetch_or(REFERENCED, Ordering::Relaxed);
             Some(Op::Put(e))
         };
         let (old, _) = self.table.rmw(
