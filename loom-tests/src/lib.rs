@@ -10,5 +10,6 @@
 mod support;
 #[cfg(loom)]
 pub use support::*;
+pub mod cache_support;
 #[cfg(loom)]
 pub mod models;

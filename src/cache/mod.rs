@@ -484,6 +484,18 @@ enum Evicted {
     Nothing,
     /// The entry stays (it was referenced).
     No,
+    /// The entry stays: it holds the key the caller is inserting.
+    Ours,
+}
+
+/// What [`Cache::claim`] found.
+enum Claim {
+    /// A position, now RESERVED for the caller.
+    Pos(usize),
+    /// An entry of the caller's key: replace it instead.
+    Ours,
+    /// No position could be had.
+    NoRoom,
 }
 
 /// Where a [`Cache::put`] ended.
@@ -562,7 +574,18 @@ where
     /// cannot fit (heavier than the budget, or the bounded eviction search gave up). `Ok`
     /// holds the ring position freed by the last eviction, still owned (RESERVED) by the
     /// caller, so that the entry takes the place of its victim instead of evicting another.
-    fn reserve_weight(&self, w: u32, guard: &Guard) -> Result<Option<usize>, ()> {
+    ///
+    /// `credit` is the weight of the key's current entry, which this insert will replace: it
+    /// may be counted as free, because the stored total (without this reservation) stays
+    /// within the budget, and whatever happens next that entry leaves the cache and gives
+    /// its weight back (replaced by us or by another thread, removed, or evicted).
+    fn reserve_weight(
+        &self,
+        w: u32,
+        credit: u32,
+        ours: Option<&dyn Fn(&K) -> bool>,
+        guard: &Guard,
+    ) -> Result<Option<usize>, ()> {
         let Some(weigher) = &self.weigher else {
             return Ok(None);
         };
@@ -578,7 +601,7 @@ where
         // Relaxed: the CAS below is what decides; the value only needs to be some total.
         let mut cur = self.weight.load(Ordering::Relaxed);
         loop {
-            if cur + w <= weigher.budget {
+            if cur.saturating_add(w) <= weigher.budget.saturating_add(u64::from(credit)) {
                 // Relaxed: the weight total publishes nothing.
                 match self.weight.compare_exchange_weak(
                     cur,
@@ -590,7 +613,7 @@ where
                     Err(now) => cur = now,
                 }
             } else {
-                match self.evict_one(guard) {
+                match self.evict_one(ours, guard) {
                     Some(i) => {
                         if let Some(prev) = held.replace(i) {
                             ring.release(prev);
@@ -611,7 +634,7 @@ where
 
     /// Evicts one entry in CLOCK order and returns its position, now RESERVED for the
     /// caller. `None` if the bounded search found nothing to evict.
-    fn evict_one(&self, guard: &Guard) -> Option<usize> {
+    fn evict_one(&self, ours: Option<&dyn Fn(&K) -> bool>, guard: &Guard) -> Option<usize> {
         let ring = self.ring.as_ref()?;
         let limit = 2 * ring.len() + 2 * MAX_SWEEP;
         let mut examined = 0;
@@ -622,7 +645,7 @@ where
                 Some(Found::Free(i)) => ring.release(i),
                 Some(Found::Occupied(i, hash)) => {
                     examined += 1;
-                    match self.evict_at(i, hash, examined >= MAX_SWEEP, guard) {
+                    match self.evict_at(i, hash, examined >= MAX_SWEEP, ours, guard) {
                         Evicted::Entry => {
                             ring.take(i);
                             return Some(i);
@@ -631,7 +654,7 @@ where
                             ring.take(i);
                             ring.release(i);
                         }
-                        Evicted::No => ring.restore(i),
+                        Evicted::No | Evicted::Ours => ring.restore(i),
                     }
                 }
             }
@@ -784,7 +807,19 @@ where
             let idle = time::nanos(self.clock.now()).saturating_add(tti);
             entry.value.meta = AtomicU64::new(idle & !REFERENCED);
         }
-        let Ok(held) = self.reserve_weight(weight, &guard) else {
+        let key: *const K = &entry.key;
+        // SAFETY: the key is in the heap allocation of `entry`, owned here until `put` takes
+        // it, after the last use of `ours`.
+        let ours = |k: &K| k == unsafe { &*key };
+        let credit = if weight == 0 {
+            0
+        } else {
+            let hash = self.hash(&entry.key);
+            self.table
+                .find(hash, ours, &guard)
+                .map_or(0, |e| e.value.weight)
+        };
+        let Ok(held) = self.reserve_weight(weight, credit, Some(&ours), &guard) else {
             self.notify(&entry.key, &entry.value.value, RemovalCause::Capacity);
             return false;
         };
@@ -854,28 +889,38 @@ where
             e.value.meta.fetch_or(REFERENCED, Ordering::Relaxed);
             Some(Op::Put(e))
         };
-        let (old, _) = self.table.rmw(
-            hash,
-            |k| k == unsafe { &*kp },
-            |cur, spare| replace(cur, spare, &mut fresh, &mut refused).unwrap_or(Op::Keep),
-            &rehash,
-            guard,
-        );
-        if refused || old.is_some() {
-            if let Some(i) = held {
-                self.ring.as_ref().expect("held a position").release(i);
+        let ours = |k: &K| k == unsafe { &*kp };
+        let mut held = held;
+        let pos = loop {
+            let (old, _) = self.table.rmw(
+                hash,
+                |k| k == unsafe { &*kp },
+                |cur, spare| replace(cur, spare, &mut fresh, &mut refused).unwrap_or(Op::Keep),
+                &rehash,
+                guard,
+            );
+            if refused || old.is_some() {
+                if let Some(i) = held {
+                    self.ring.as_ref().expect("held a position").release(i);
+                }
+                return if refused {
+                    Put::Refused
+                } else {
+                    Put::Stored(old)
+                };
             }
-            return if refused {
-                Put::Refused
-            } else {
-                Put::Stored(old)
-            };
-        }
-        // The key is absent: take a ring position (evicting if needed), then add the entry
-        // there. If the key appeared meanwhile, replace that entry instead and give the
-        // position back.
-        let Some(pos) = held.or_else(|| self.claim(guard)) else {
-            return Put::NoRoom(fresh.take().expect("entry"));
+            // The key is absent: take a ring position (evicting if needed), then add the entry
+            // there. If the hand meets an entry of our own key (inserted meanwhile), it leaves it
+            // and we start over with the replace path (and its version check). If the key
+            // appears after the claim, phase 2 replaces it instead and gives the position back.
+            if let Some(i) = held.take() {
+                break i;
+            }
+            match self.claim(&ours, guard) {
+                Claim::Pos(i) => break i,
+                Claim::Ours => continue,
+                Claim::NoRoom => return Put::NoRoom(fresh.take().expect("entry")),
+            }
         };
         let (old, new) = self.table.rmw(
             hash,
@@ -908,40 +953,62 @@ where
     }
 
     /// Takes a ring position for a new entry, evicting the entry there if the hand finds
-    /// one whose reference bit is clear (or any, after [`MAX_SWEEP`] positions). `None` if
+    /// one whose reference bit is clear (or any, after [`MAX_SWEEP`] positions). An entry
+    /// whose key satisfies `ours` (the key being inserted, stored by another thread since
+    /// the caller looked) is never evicted: the caller must replace it instead. `NoRoom` if
     /// the cache has capacity 0 or the bounded search met only positions owned by others.
-    fn claim(&self, guard: &Guard) -> Option<usize> {
-        let ring = self.ring.as_ref()?;
+    fn claim(&self, ours: &dyn Fn(&K) -> bool, guard: &Guard) -> Claim {
+        let Some(ring) = self.ring.as_ref() else {
+            return Claim::NoRoom;
+        };
         let limit = 2 * ring.len() + 2 * MAX_SWEEP;
         for step in 0..limit {
             match ring.advance() {
                 None => spin_hint(),
-                Some(Found::Free(i)) => return Some(i),
+                Some(Found::Free(i)) => return Claim::Pos(i),
                 Some(Found::Occupied(i, hash)) => {
-                    if let Evicted::No = self.evict_at(i, hash, step >= MAX_SWEEP, guard) {
-                        ring.restore(i);
-                    } else {
-                        ring.take(i);
-                        return Some(i);
+                    match self.evict_at(i, hash, step >= MAX_SWEEP, Some(ours), guard) {
+                        Evicted::No => ring.restore(i),
+                        Evicted::Ours => {
+                            ring.restore(i);
+                            return Claim::Ours;
+                        }
+                        Evicted::Entry | Evicted::Nothing => {
+                            ring.take(i);
+                            return Claim::Pos(i);
+                        }
                     }
                 }
             }
         }
-        None
+        Claim::NoRoom
     }
 
     /// Decides about the entry at ring position `i` (whose key hashes to `hash`): removes it
     /// if it expired, or if its reference bit is clear or `force`; otherwise clears the bit.
     /// Says whether the position is now free of any entry, and whether one was evicted.
-    fn evict_at(&self, i: usize, hash: u64, force: bool, guard: &Guard) -> Evicted {
+    fn evict_at(
+        &self,
+        i: usize,
+        hash: u64,
+        force: bool,
+        ours: Option<&dyn Fn(&K) -> bool>,
+        guard: &Guard,
+    ) -> Evicted {
         let pos = i as u32;
         let mut cause = RemovalCause::Capacity;
+        let mut mine = false;
         let (old, new) = self.table.rmw_by(
             hash,
             |e| e.value.pos == pos,
             |cur, _| match cur {
                 None => Op::Keep,
+                Some(c) if ours.is_some_and(|o| o(&c.key)) => {
+                    mine = true;
+                    Op::Keep
+                }
                 Some(c) => {
+                    mine = false;
                     if self.expired(&c.value) {
                         cause = RemovalCause::Expired;
                         Op::Remove
@@ -963,6 +1030,7 @@ where
             }
             // Nothing holds this position any more (its entry was removed by the user).
             (None, _) => Evicted::Nothing,
+            (Some(_), Some(_)) if mine => Evicted::Ours,
             (Some(_), Some(_)) => Evicted::No,
         }
     }
