@@ -191,11 +191,10 @@ impl<K, V> Table<K, V> {
             // Relaxed: an estimate; the decision is only about the new table's size.
             .filter(|s| matches!(Slot::decode(s.load(Ordering::Relaxed)), Slot::Tombstone))
             .count();
-        if bounded {
-            tombstones >= slots / 64
-        } else {
-            tombstones >= slots / 8
-        }
+        // At least one: a copy without tombstones to drop would rebuild the same overflows
+        // and trigger again at once (a livelock in small tables, where slots / 64 is 0).
+        let needed = if bounded { slots / 64 } else { slots / 8 };
+        tombstones >= needed.max(1)
     }
 
     /// Drives old slot (b, i) to its final state. Returns 1 if this call made the step that
