@@ -1,12 +1,15 @@
-//! Cache-policy simulator for linemap's planned `Cache`: trace readers
-//! ([`trace`]), exact reference policies used as oracles ([`oracle`]),
-//! candidate CLOCK designs ([`policies`]) and the published reference numbers
-//! of `shared/traces/README.md` ([`reference`]).
+//! Cache-policy simulator for linemap's `Cache`: trace readers ([`trace`]),
+//! exact reference policies used as oracles ([`oracle`]), candidate CLOCK
+//! designs ([`policies`]), the published reference numbers of
+//! `shared/traces/README.md` ([`reference`]) and replay through the real
+//! concurrent caches (`linemap`, `quick_cache`, `moka`) on 1 or more threads
+//! ([`replay`]).
 
 pub mod hash;
 pub mod oracle;
 pub mod policies;
 pub mod reference;
+pub mod replay;
 pub mod trace;
 
 /// An online cache replacement policy with capacity counted in entries.

@@ -52,11 +52,25 @@ pub struct RingClock {
     counts: Vec<u8>,
     map: U64Map<u32>,
     hand: usize,
+    /// Referenced positions the hand may spare in one eviction before it
+    /// evicts the next entry regardless (`usize::MAX`: unbounded).
+    max_sweep: usize,
+    /// Evictions of an entry whose counter was still above 0.
+    forced: u64,
 }
 
 impl RingClock {
     /// Creates an empty ring CLOCK of `capacity` entries.
     pub fn new(capacity: usize, counter: Counter) -> Self {
+        Self::with_max_sweep(capacity, counter, usize::MAX)
+    }
+
+    /// Like [`RingClock::new`], but one eviction spares at most `max_sweep`
+    /// referenced positions (decrementing each); the next position is then
+    /// evicted even if referenced. With [`Counter::BIT`] and 64 this is
+    /// exactly `linemap::Cache`'s hand (`MAX_SWEEP` in `src/cache/mod.rs`)
+    /// replayed on one thread.
+    pub fn with_max_sweep(capacity: usize, counter: Counter, max_sweep: usize) -> Self {
         assert!(capacity > 0 && capacity < u32::MAX as usize);
         RingClock {
             capacity,
@@ -65,7 +79,14 @@ impl RingClock {
             counts: Vec::with_capacity(capacity),
             map: u64_map(capacity),
             hand: 0,
+            max_sweep,
+            forced: 0,
         }
+    }
+
+    /// Evictions forced by the sweep bound (the victim was still referenced).
+    pub fn forced_evictions(&self) -> u64 {
+        self.forced
     }
 }
 
@@ -82,9 +103,15 @@ impl Policy for RingClock {
             self.counts.push(self.counter.insert);
             return false;
         }
+        let mut spared = 0;
         while self.counts[self.hand] > 0 {
+            if spared == self.max_sweep {
+                self.forced += 1;
+                break;
+            }
             self.counts[self.hand] -= 1;
             self.hand = (self.hand + 1) % self.capacity;
+            spared += 1;
         }
         let old = std::mem::replace(&mut self.keys[self.hand], key);
         self.map.remove(&old);
@@ -317,6 +344,22 @@ mod tests {
             // with this stride they never do.
             assert_eq!(hit, fhit);
         }
+    }
+
+    #[test]
+    fn ring_sweep_bound_forces_eviction() {
+        // Capacity 4, all four referenced. Unbounded: the hand clears all
+        // four bits and evicts key 1 (position 0) after a full turn.
+        // Bound 2: it spares keys 1 and 2 and evicts key 3 (still referenced).
+        let t = [1, 2, 3, 4, 1, 2, 3, 4, 5];
+        let mut free = RingClock::new(4, Counter::BIT);
+        run(&mut free, &t);
+        assert_eq!(run(&mut free, &[2, 3, 4, 1]), [true, true, true, false]);
+        assert_eq!(free.forced_evictions(), 0);
+        let mut bounded = RingClock::with_max_sweep(4, Counter::BIT, 2);
+        run(&mut bounded, &t);
+        assert_eq!(bounded.forced_evictions(), 1);
+        assert_eq!(run(&mut bounded, &[1, 2, 4, 3]), [true, true, true, false]);
     }
 
     #[test]
