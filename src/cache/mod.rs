@@ -420,8 +420,10 @@ impl<K, V, S> Cache<K, V, S> {
         self.ring.as_ref().map_or(0, Ring::len)
     }
 
-    /// Number of entries, including expired ones not yet removed (a snapshot under
-    /// concurrent writes).
+    /// Number of entries, including expired ones not yet removed. A snapshot of striped
+    /// counters: under concurrent removes and inserts it can briefly read one or two above
+    /// the capacity (a remove frees its ring position just before it decrements the count),
+    /// although the cache never holds more than `capacity` entries.
     ///
     /// ```
     /// let cache = linemap::Cache::new(10);
@@ -781,7 +783,7 @@ where
     ///
     /// This is the answer to out-of-order invalidations: two updates that arrive in either
     /// order leave the newer value, whatever the interleaving. The check and the store are
-    /// one atomic step. A removed or evicted key has no version: any version is then
+    /// one atomic step. A removed, evicted or expired key has no version: any version is then
     /// accepted.
     ///
     /// ```
@@ -877,7 +879,8 @@ where
                 *fresh = Some(s);
             }
             let c = cur?;
-            if version.is_some_and(|v| v <= c.value.version) {
+            // An expired entry has no version any more: it is as good as absent.
+            if version.is_some_and(|v| v <= c.value.version) && !self.expired(&c.value) {
                 *refused = true;
                 return Some(Op::Keep);
             }
@@ -1105,13 +1108,19 @@ where
             hash,
             |k| k.borrow() == key,
             |cur, _| match cur {
-                Some(c) if c.value.version <= version => Op::Remove,
+                Some(c) if c.value.version <= version || self.expired(&c.value) => Op::Remove,
                 _ => Op::Keep,
             },
             &|k: &K| self.hash(k),
             &guard,
         );
         match (old, new) {
+            // Like `remove`: an expired entry is cleaned up and reported as expired, and does
+            // not count as removed.
+            (Some(old), None) if self.expired(&old.value) => {
+                self.gone(old, RemovalCause::Expired);
+                false
+            }
             (Some(old), None) => {
                 self.gone(old, RemovalCause::Removed);
                 true

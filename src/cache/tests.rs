@@ -334,3 +334,24 @@ fn time_to_idle_and_time_to_live_combine() {
     clock.advance(Duration::from_millis(15_400));
     assert_eq!(cache.get(&4), Some(4));
 }
+
+#[test]
+fn expired_entries_have_no_version() {
+    let clock = Arc::new(ManualClock::new());
+    let cache = Cache::builder(10)
+        .clock(Arc::clone(&clock))
+        .time_to_live(Duration::from_secs(10))
+        .build();
+    assert!(cache.insert_versioned(1, "v5", 5));
+    clock.advance(Duration::from_secs(11));
+    // Expired: an older version is accepted, as for an evicted key.
+    assert!(cache.insert_versioned(1, "v3", 3));
+    assert_eq!(cache.get(&1), Some("v3"));
+    assert!(cache.insert_versioned(2, "v9", 9));
+    clock.advance(Duration::from_secs(11));
+    // remove_versioned of an expired entry cleans it up but does not count as a removal.
+    assert!(!cache.remove_versioned(&2, 9));
+    assert!(!cache.contains_key(&2));
+    let s = cache.stats();
+    assert_eq!((s.removed, s.evicted_expired), (0, 2));
+}
