@@ -4,6 +4,7 @@
 use super::load::{Duty, Outcome, Role};
 use super::stats::Stat;
 use super::{Cache, LoadErrorOnUnwind};
+use crate::sync::pin;
 use std::future::Future;
 use std::hash::{BuildHasher, Hash};
 
@@ -79,7 +80,9 @@ where
         let hash = self.hash(&key);
         let rehash = |k: &K| self.hash(k);
         loop {
-            if let Some(v) = self.get(&key) {
+            // The guard is dropped before any `.await` (it is not `Send`).
+            let hit = self.get_in(&key, hash, &pin()).map(|n| n.value.clone());
+            if let Some(v) = hit {
                 return Ok(v);
             }
             match self.loads.join(&key, hash, &rehash) {
@@ -98,7 +101,7 @@ where
                         rehash,
                         done: false,
                     };
-                    if let Some(v) = self.peek(&key) {
+                    if let Some(v) = self.peek(&key, hash) {
                         duty.finish(Some(v.clone()));
                         return Ok(v);
                     }

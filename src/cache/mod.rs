@@ -694,17 +694,17 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let guard = pin();
-        self.get_in(key, &guard).map(|n| n.value.clone())
+        self.get_in(key, self.hash(key), &guard)
+            .map(|n| n.value.clone())
     }
 
-    /// Looks `key` up under `guard`, counting the hit or miss.
+    /// Looks `key` (whose hash is `hash`) up under `guard`, counting the hit or miss.
     #[inline]
-    fn get_in<'g, Q>(&self, key: &Q, guard: &'g Guard) -> Option<&'g Node<V>>
+    fn get_in<'g, Q>(&self, key: &Q, hash: u64, guard: &'g Guard) -> Option<&'g Node<V>>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let hash = self.hash(key);
         match self.table.find(hash, |k| k.borrow() == key, guard) {
             Some(e) => match self.live_at(&e.value) {
                 Some(now) => {
@@ -1272,7 +1272,7 @@ where
         let hash = self.hash(&key);
         let rehash = |k: &K| self.hash(k);
         loop {
-            if let Some(v) = self.get(&key) {
+            if let Some(v) = self.get_in(&key, hash, &pin()).map(|n| n.value.clone()) {
                 return Ok(v);
             }
             match self.loads.join(&key, hash, &rehash) {
@@ -1290,7 +1290,7 @@ where
                         done: false,
                     };
                     // A load may have finished between our miss and our registration.
-                    if let Some(v) = self.peek(&key) {
+                    if let Some(v) = self.peek(&key, hash) {
                         duty.finish(Some(v.clone()));
                         return Ok(v);
                     }
@@ -1318,10 +1318,10 @@ where
         }
     }
 
-    /// The value for `key` without counting a hit or marking it referenced.
-    fn peek(&self, key: &K) -> Option<V> {
+    /// The value for `key` (whose hash is `hash`) without counting a hit or marking it
+    /// referenced.
+    fn peek(&self, key: &K, hash: u64) -> Option<V> {
         let guard = pin();
-        let hash = self.hash(key);
         self.table
             .find(hash, |k| k == key, &guard)
             .filter(|e| !self.expired(&e.value))
