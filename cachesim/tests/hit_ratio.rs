@@ -5,6 +5,25 @@
 //! Bélády's optimum (more would be a bug). LRU and OPT are computed here by
 //! the oracles of `linemap_cachesim::oracle` on the same requests.
 //!
+//! What is asserted, per capacity:
+//!
+//! * 1 thread, `get` + `insert` on a miss ([`Mode::GetInsert`]): deterministic.
+//! * 2 threads through `get_or_insert_with` ([`Mode::Load`]): the cache-aside
+//!   call a service uses. A request is a miss iff it ran the loader, so a
+//!   request that arrives while another thread loads its key is served by
+//!   that load, as it would be from the cache in a sequential replay; what
+//!   is left is what concurrency costs *the cache* (its CLOCK ring, hand and
+//!   table under two threads).
+//! * 2 threads, `get` + `insert` ([`Mode::GetInsert`]): printed, not
+//!   asserted. Here two clients that ask for one absent key at the same
+//!   moment both miss, a race in the *client* that no cache can prevent and
+//!   whose rate grows with the time between a `get` miss and the `insert`
+//!   that follows it and with how the two threads happen to be scheduled
+//!   (on a quiet 2-core machine in debug, web12 @ 300: about 2 points below
+//!   the 1-thread replay; on a loaded one the threads rarely overlap and the
+//!   loss vanishes). docs/cache-benchmarks.md compares that loss with
+//!   quick_cache's and moka's.
+//!
 //! The traces are not part of the crate. They are looked for in
 //! `$LINEMAP_TRACES`, else in `../shared/traces` beside the repository (that
 //! is `cachesim/../../shared/traces`); when absent the test prints a message
@@ -98,12 +117,14 @@ fn linemap_hit_ratio_within_lru_and_opt() {
             let lru = hits(&mut Lru::new(cap), &keys);
             let opt = belady_hits(&keys, &next, cap, Admission::Always);
             let one = Impl::Linemap.replay(cap, &keys, 1, Mode::GetInsert);
-            let two = Impl::Linemap.replay_shared(cap, &keys, 2, Mode::GetInsert, ATTEMPTS);
-            let runs = std::iter::once((one, 1)).chain(two.into_iter().map(|r| (r, 2)));
-            for (got, threads) in runs {
+            let one_hits = one.hits;
+            let two = Impl::Linemap.replay_shared(cap, &keys, 2, Mode::Load, ATTEMPTS);
+            let runs = std::iter::once((one, "1T get+insert"))
+                .chain(two.into_iter().map(|r| (r, "2T get_or_insert_with")));
+            for (got, how) in runs {
                 let verdict = check_target(got.hits, lru, opt, n);
                 say(&format!(
-                    "{name} ({n} requests) @ {cap}, {threads}T: linemap {:.2}, LRU {:.2}, OPT {:.2}, \
+                    "{name} ({n} requests) @ {cap}, {how}: linemap {:.2}, LRU {:.2}, OPT {:.2}, \
                      thread shares {:?}: {}",
                     pct(got.hits, n),
                     pct(lru, n),
@@ -112,9 +133,25 @@ fn linemap_hit_ratio_within_lru_and_opt() {
                     verdict.as_deref().unwrap_or("ok")
                 ));
                 if let Some(v) = verdict {
-                    failures.push(format!("{name} ({n} requests) @ {cap}, {threads}T: {v}"));
+                    failures.push(format!("{name} ({n} requests) @ {cap}, {how}: {v}"));
                 }
                 checked += 1;
+            }
+            // Reported only (see the module documentation): the client race
+            // of get + insert on two threads. Above OPT would still be a bug.
+            let racy = Impl::Linemap.replay(cap, &keys, 2, Mode::GetInsert);
+            say(&format!(
+                "{name} ({n} requests) @ {cap}, 2T get+insert (reported, not asserted): \
+                 linemap {:.2} ({:+.2} vs 1T), thread shares {:?}",
+                pct(racy.hits, n),
+                pct(racy.hits, n) - pct(one_hits, n),
+                racy.shares,
+            ));
+            if racy.hits > opt {
+                failures.push(format!(
+                    "{name} ({n} requests) @ {cap}, 2T get+insert: {} hits > OPT {opt}",
+                    racy.hits
+                ));
             }
         }
     }
