@@ -1,10 +1,9 @@
 //! Async cache-aside loading (the `async` feature). Runtime-agnostic: waiting for another
 //! caller's load registers the task's waker; no executor, timer or thread is involved.
 
-use super::load::{Duty, Outcome, Role};
+use super::load::{Outcome, Step};
 use super::stats::Stat;
 use super::{Cache, LoadErrorOnUnwind};
-use crate::sync::pin;
 use std::future::Future;
 use std::hash::{BuildHasher, Hash};
 
@@ -78,53 +77,27 @@ where
     ) -> Result<V, E> {
         let mut load = Some(load);
         let hash = self.hash(&key);
-        let rehash = |k: &K| self.hash(k);
         loop {
-            // The guard is dropped before any `.await` (it is not `Send`).
-            let hit = self.get_in(&key, hash, &pin()).map(|n| n.value.clone());
-            if let Some(v) = hit {
-                return Ok(v);
-            }
-            match self.loads.join(&key, hash, &rehash) {
-                Role::Waiter(p) => match Outcome(&p).await {
+            // `begin_load` pins and unpins inside: no guard lives across an `.await` (a guard
+            // is not `Send`).
+            let pending = match self.begin_load(&key, hash) {
+                Step::Hit(v) => return Ok(v),
+                Step::Wait(p) => match Outcome(&p).await {
                     Some(v) => return Ok(v),
                     None => continue,
                 },
-                Role::Loader(pending) => {
-                    // Dropped with the future if the caller is cancelled mid-load: that
-                    // releases the waiters.
-                    let duty = Duty {
-                        loads: &self.loads,
-                        key: &key,
-                        hash,
-                        pending,
-                        rehash,
-                        done: false,
-                    };
-                    if let Some(v) = self.peek(&key, hash) {
-                        duty.finish(Some(v.clone()));
-                        return Ok(v);
-                    }
-                    self.stats.add(Stat::Load);
-                    let f = load.take().expect("a caller loads at most once");
-                    // Counts a load error if the load panics or is cancelled.
-                    let counted = LoadErrorOnUnwind(&self.stats);
-                    let r = f.await;
-                    std::mem::forget(counted);
-                    return match r {
-                        Ok(v) => {
-                            self.insert(key.clone(), v.clone());
-                            duty.finish(Some(v.clone()));
-                            Ok(v)
-                        }
-                        Err(e) => {
-                            self.stats.add(Stat::LoadError);
-                            duty.finish(None);
-                            Err(e)
-                        }
-                    };
-                }
-            }
+                Step::Load(p) => p,
+            };
+            // Dropped with the future if the caller is cancelled mid-load: that releases the
+            // waiters.
+            let duty = self.duty(&key, hash, pending);
+            self.stats.add(Stat::Load);
+            let f = load.take().expect("a caller loads at most once");
+            // Counts a load error if the load panics or is cancelled.
+            let counted = LoadErrorOnUnwind(&self.stats);
+            let r = f.await;
+            std::mem::forget(counted);
+            return self.end_load(&key, duty, r);
         }
     }
 }

@@ -15,7 +15,7 @@
 //! The outcome is published under the `Pending`'s mutex and waiters wait on its condition
 //! variable: this is the one blocking wait in the crate, and it only ever waits for a load.
 
-use crate::sync::{current_thread_id, pin, Condvar, Mutex, ThreadId};
+use crate::sync::{current_thread_id, pin, Condvar, Guard, Mutex, ThreadId};
 use crate::table::{Entry, Op, RawTable, Rehash};
 use std::hash::Hash;
 use std::sync::Arc;
@@ -130,15 +130,35 @@ pub(crate) enum Role<V> {
     Waiter(Arc<Pending<V>>),
 }
 
+/// Where a caller of a loading call stands after its first look (`Cache::begin_load`).
+pub(crate) enum Step<V> {
+    /// The value was cached (or a load finished meanwhile).
+    Hit(V),
+    /// Another caller is loading the key: wait for its outcome.
+    Wait(Arc<Pending<V>>),
+    /// This caller registered the load: run the loader, then publish.
+    Load(Arc<Pending<V>>),
+}
+
 /// The loads in flight, by key.
 pub(crate) struct Loads<K, V> {
     table: RawTable<K, Arc<Pending<V>>>,
 }
 
+/// Loads in flight the table of loads is sized for. Every load inserts one entry and removes
+/// it, leaving a tombstone, and a table copies itself (to drop them) when its buckets
+/// overflow: a one-bucket table did so about every 7 misses, one sized for 256 loads (64
+/// buckets, 4 KiB) every few hundred. Loom models keep the smallest table (each bucket is
+/// eight modelled atomics).
+#[cfg(not(loom))]
+const LOADS_CAPACITY: usize = 256;
+#[cfg(loom)]
+const LOADS_CAPACITY: usize = 0;
+
 impl<K, V> Loads<K, V> {
     pub(crate) fn new() -> Self {
         Loads {
-            table: RawTable::with_capacity(0),
+            table: RawTable::with_capacity(LOADS_CAPACITY),
         }
     }
 }
@@ -149,8 +169,7 @@ where
     V: Clone,
 {
     /// Registers a load of `key` (hash `hash`) or joins the one in flight.
-    pub(crate) fn join(&self, key: &K, hash: u64, rehash: Rehash<'_, K>) -> Role<V> {
-        let guard = pin();
+    pub(crate) fn join(&self, key: &K, hash: u64, rehash: Rehash<'_, K>, guard: &Guard) -> Role<V> {
         let mine = Arc::new(Pending::new());
         let mut fresh = Some(Box::new(Entry {
             key: key.clone(),
@@ -164,7 +183,7 @@ where
                 None => Op::Put(spare.or_else(|| fresh.take()).expect("entry")),
             },
             rehash,
-            &guard,
+            guard,
         );
         match old {
             Some(e) => Role::Waiter(Arc::clone(&e.value)),
@@ -180,10 +199,10 @@ where
         pending: &Arc<Pending<V>>,
         outcome: Option<V>,
         rehash: Rehash<'_, K>,
+        guard: &Guard,
     ) {
         // Unregister first: a caller that arrives after the publication must not join a
         // finished load (it finds the value in the cache, or starts a new load).
-        let guard = pin();
         self.table.rmw(
             hash,
             |k| k == key,
@@ -192,9 +211,8 @@ where
                 _ => Op::Keep,
             },
             rehash,
-            &guard,
+            guard,
         );
-        drop(guard);
         pending.publish(outcome);
     }
 }
@@ -222,11 +240,17 @@ where
     V: Clone,
     F: Fn(&K) -> u64,
 {
-    /// Publishes `outcome` (`None`: abandoned).
-    pub(crate) fn finish(mut self, outcome: Option<V>) {
+    /// Publishes `outcome` (`None`: abandoned) under the caller's `guard`.
+    pub(crate) fn finish(mut self, outcome: Option<V>, guard: &Guard) {
         self.done = true;
-        self.loads
-            .finish(self.key, self.hash, &self.pending, outcome, &self.rehash);
+        self.loads.finish(
+            self.key,
+            self.hash,
+            &self.pending,
+            outcome,
+            &self.rehash,
+            guard,
+        );
     }
 }
 
@@ -239,8 +263,15 @@ where
     fn drop(&mut self) {
         if !self.done {
             // The load panicked or its future was dropped: release the waiters.
-            self.loads
-                .finish(self.key, self.hash, &self.pending, None, &self.rehash);
+            let guard = pin();
+            self.loads.finish(
+                self.key,
+                self.hash,
+                &self.pending,
+                None,
+                &self.rehash,
+                &guard,
+            );
         }
     }
 }

@@ -761,7 +761,7 @@ where
     /// assert_eq!(cache.get(&1), Some("b"));
     /// ```
     pub fn insert(&self, key: K, value: V) {
-        self.insert_inner(key, value, None, None);
+        self.insert_inner(key, value, None, None, &pin());
     }
 
     /// Inserts `key -> value` expiring `ttl` from now (overriding the builder's default).
@@ -775,7 +775,7 @@ where
     /// assert_eq!(cache.get(&1), Some("a"));
     /// ```
     pub fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) {
-        self.insert_inner(key, value, Some(ttl), None);
+        self.insert_inner(key, value, Some(ttl), None, &pin());
     }
 
     /// Inserts `key -> value` only if `version` is greater than the version of the value
@@ -793,11 +793,17 @@ where
     /// assert_eq!(cache.get("user:1"), Some("v2"));
     /// ```
     pub fn insert_versioned(&self, key: K, value: V, version: u64) -> bool {
-        self.insert_inner(key, value, None, Some(version))
+        self.insert_inner(key, value, None, Some(version), &pin())
     }
 
-    fn insert_inner(&self, key: K, value: V, ttl: Option<Duration>, version: Option<u64>) -> bool {
-        let guard = pin();
+    fn insert_inner(
+        &self,
+        key: K,
+        value: V,
+        ttl: Option<Duration>,
+        version: Option<u64>,
+        guard: &Guard,
+    ) -> bool {
         let expires = self.deadline(ttl);
         let weight = self.weigher.as_ref().map_or(0, |w| (w.weigh)(&key, &value));
         let mut entry = Box::new(Entry {
@@ -818,14 +824,14 @@ where
         } else {
             let hash = self.hash(&entry.key);
             self.table
-                .find(hash, ours, &guard)
+                .find(hash, ours, guard)
                 .map_or(0, |e| e.value.weight)
         };
-        let Ok(held) = self.reserve_weight(weight, credit, Some(&ours), &guard) else {
+        let Ok(held) = self.reserve_weight(weight, credit, Some(&ours), guard) else {
             self.notify(&entry.key, &entry.value.value, RemovalCause::Capacity);
             return false;
         };
-        match self.put(entry, version, held, &guard) {
+        match self.put(entry, version, held, guard) {
             Put::Stored(old) => {
                 self.stats.add(Stat::Insert);
                 if let Some(old) = old {
@@ -1270,60 +1276,95 @@ where
     ) -> Result<V, E> {
         let mut load = Some(load);
         let hash = self.hash(&key);
-        let rehash = |k: &K| self.hash(k);
         loop {
-            if let Some(v) = self.get_in(&key, hash, &pin()).map(|n| n.value.clone()) {
-                return Ok(v);
-            }
-            match self.loads.join(&key, hash, &rehash) {
-                load::Role::Waiter(p) => match p.wait() {
+            let pending = match self.begin_load(&key, hash) {
+                load::Step::Hit(v) => return Ok(v),
+                load::Step::Wait(p) => match p.wait() {
                     Some(v) => return Ok(v),
                     None => continue,
                 },
-                load::Role::Loader(pending) => {
-                    let duty = load::Duty {
-                        loads: &self.loads,
-                        key: &key,
-                        hash,
-                        pending,
-                        rehash,
-                        done: false,
-                    };
-                    // A load may have finished between our miss and our registration.
-                    if let Some(v) = self.peek(&key, hash) {
-                        duty.finish(Some(v.clone()));
-                        return Ok(v);
+                load::Step::Load(p) => p,
+            };
+            let duty = self.duty(&key, hash, pending);
+            self.stats.add(Stat::Load);
+            let f = load.take().expect("a caller loads at most once");
+            // If `f` panics, `duty` is dropped during the unwind and releases the waiters
+            // (counted as a load error there).
+            let counted = LoadErrorOnUnwind(&self.stats);
+            let r = f();
+            std::mem::forget(counted);
+            return self.end_load(&key, duty, r);
+        }
+    }
+
+    /// The first step of a load of `key` (whose hash is `hash`), under one pin: a hit, or
+    /// the caller's part in the load (it then runs unpinned: a loader or a waiter may take
+    /// long, and a held guard would hold back reclamation for every thread).
+    fn begin_load(&self, key: &K, hash: u64) -> load::Step<V> {
+        let guard = pin();
+        if let Some(n) = self.get_in(key, hash, &guard) {
+            return load::Step::Hit(n.value.clone());
+        }
+        match self.loads.join(key, hash, &|k: &K| self.hash(k), &guard) {
+            load::Role::Waiter(p) => load::Step::Wait(p),
+            load::Role::Loader(p) => {
+                // A load may have finished between our miss and our registration.
+                match self.peek(key, hash, &guard) {
+                    Some(v) => {
+                        self.duty(key, hash, p).finish(Some(v.clone()), &guard);
+                        load::Step::Hit(v)
                     }
-                    self.stats.add(Stat::Load);
-                    let f = load.take().expect("a caller loads at most once");
-                    // If `f` panics, `duty` is dropped during the unwind and releases the
-                    // waiters (counted as a load error there).
-                    let counted = LoadErrorOnUnwind(&self.stats);
-                    let r = f();
-                    std::mem::forget(counted);
-                    return match r {
-                        Ok(v) => {
-                            self.insert(key.clone(), v.clone());
-                            duty.finish(Some(v.clone()));
-                            Ok(v)
-                        }
-                        Err(e) => {
-                            self.stats.add(Stat::LoadError);
-                            duty.finish(None);
-                            Err(e)
-                        }
-                    };
+                    None => load::Step::Load(p),
                 }
+            }
+        }
+    }
+
+    /// The loader's obligation to publish an outcome for `pending`.
+    fn duty<'a>(
+        &'a self,
+        key: &'a K,
+        hash: u64,
+        pending: std::sync::Arc<load::Pending<V>>,
+    ) -> load::Duty<'a, K, V, impl Fn(&K) -> u64 + 'a> {
+        load::Duty {
+            loads: &self.loads,
+            key,
+            hash,
+            pending,
+            rehash: move |k: &K| self.hash(k),
+            done: false,
+        }
+    }
+
+    /// The last step of a load: stores a loaded value and hands it to the waiters, or
+    /// releases them after an error (nothing is cached). One pin for both.
+    fn end_load<E>(
+        &self,
+        key: &K,
+        duty: load::Duty<'_, K, V, impl Fn(&K) -> u64>,
+        r: Result<V, E>,
+    ) -> Result<V, E> {
+        let guard = pin();
+        match r {
+            Ok(v) => {
+                self.insert_inner(key.clone(), v.clone(), None, None, &guard);
+                duty.finish(Some(v.clone()), &guard);
+                Ok(v)
+            }
+            Err(e) => {
+                self.stats.add(Stat::LoadError);
+                duty.finish(None, &guard);
+                Err(e)
             }
         }
     }
 
     /// The value for `key` (whose hash is `hash`) without counting a hit or marking it
     /// referenced.
-    fn peek(&self, key: &K, hash: u64) -> Option<V> {
-        let guard = pin();
+    fn peek(&self, key: &K, hash: u64, guard: &Guard) -> Option<V> {
         self.table
-            .find(hash, |k| k == key, &guard)
+            .find(hash, |k| k == key, guard)
             .filter(|e| !self.expired(&e.value))
             .map(|e| e.value.value.clone())
     }

@@ -112,6 +112,17 @@ const SIZING_LOAD_TENTHS: usize = 7;
 /// of seven with linear probing keep most lookups in the home bucket at this load.
 const GROWTH_LOAD_TENTHS: usize = 8;
 
+/// Highest load (in tenths) a bounded table (the cache's) is sized for. Every insert of a
+/// new key into a full cache takes an EMPTY slot and its eviction leaves a tombstone, so the
+/// table copies itself (at the same size, dropping the tombstones) after roughly as many
+/// misses as it has free slots; each copy moves every live entry (about 110 instructions
+/// each). At the map's 0.7 a 10,000-entry cache had 30 % of its slots free and paid about
+/// 550 instructions per miss in copies; at 0.5 or below the copies cost about a quarter of
+/// that (`get_or_insert_with` on zipf 0.9 keys: 2,727 -> 1,963 instructions per operation,
+/// callgrind, docs/cache-benchmarks.md). The price is memory where the power-of-two
+/// rounding left the load between 0.5 and 0.7 (docs/benchmarks.md, bytes per entry).
+const BOUNDED_LOAD_TENTHS: usize = 5;
+
 /// Number of buckets needed to hold `capacity` entries at `SIZING_LOAD_TENTHS`, rounded
 /// to a power of two. Panics with "capacity overflow" when that cannot be allocated.
 pub(crate) fn buckets_for(capacity: usize) -> usize {
@@ -419,10 +430,14 @@ impl<K, V> RawTable<K, V> {
     }
 
     /// An empty table for an owner that never keeps more than `capacity` entries live (the
-    /// cache): it is sized for them, and a migration (forced by the tombstones that
-    /// evictions leave) copies at the same size whenever tombstones are a real share of it.
+    /// cache): it is sized for them at a load of at most [`BOUNDED_LOAD_TENTHS`], and a
+    /// migration (forced by the tombstones that evictions leave) copies at the same size
+    /// whenever tombstones are a real share of it.
     pub(crate) fn bounded(capacity: usize) -> Self {
-        let mut t = Self::with_capacity(capacity);
+        let at_sizing_load = capacity
+            .saturating_mul(SIZING_LOAD_TENTHS)
+            .div_ceil(BOUNDED_LOAD_TENTHS);
+        let mut t = Self::with_capacity(at_sizing_load);
         t.bounded = true;
         t
     }
