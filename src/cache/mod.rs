@@ -699,7 +699,7 @@ where
     }
 
     /// Looks `key` (whose hash is `hash`) up under `guard`, counting the hit or miss.
-    #[inline]
+    #[inline(always)]
     fn get_in<'g, Q>(&self, key: &Q, hash: u64, guard: &'g Guard) -> Option<&'g Node<V>>
     where
         K: Borrow<Q>,
@@ -1300,18 +1300,25 @@ where
     /// The first step of a load of `key` (whose hash is `hash`), under one pin: a hit, or
     /// the caller's part in the load (it then runs unpinned: a loader or a waiter may take
     /// long, and a held guard would hold back reclamation for every thread).
+    #[inline(always)]
     fn begin_load(&self, key: &K, hash: u64) -> load::Step<V> {
         let guard = pin();
         if let Some(n) = self.get_in(key, hash, &guard) {
             return load::Step::Hit(n.value.clone());
         }
-        match self.loads.join(key, hash, &|k: &K| self.hash(k), &guard) {
+        self.join_load(key, hash, &guard)
+    }
+
+    /// The miss half of [`Cache::begin_load`], out of line so that the hit stays small.
+    #[inline(never)]
+    fn join_load(&self, key: &K, hash: u64, guard: &Guard) -> load::Step<V> {
+        match self.loads.join(key, hash, &|k: &K| self.hash(k), guard) {
             load::Role::Waiter(p) => load::Step::Wait(p),
             load::Role::Loader(p) => {
                 // A load may have finished between our miss and our registration.
-                match self.peek(key, hash, &guard) {
+                match self.peek(key, hash, guard) {
                     Some(v) => {
-                        self.duty(key, hash, p).finish(Some(v.clone()), &guard);
+                        self.duty(key, hash, p).finish(Some(v.clone()), guard);
                         load::Step::Hit(v)
                     }
                     None => load::Step::Load(p),
