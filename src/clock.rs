@@ -131,6 +131,22 @@ impl Ring {
         self.states[i].store(OCCUPIED, Ordering::Release);
     }
 
+    /// Owns RESERVED position `pos` (if any) until [`Held::keep`]: dropping it releases the
+    /// position, so a panic in user code (`Eq`, `Hash`, a value's `Drop`) cannot leak it.
+    pub(crate) fn held(&self, pos: Option<usize>) -> Held<'_> {
+        Held { ring: self, pos }
+    }
+
+    /// Owns EVICTING position `i` while the hand judges its entry: dropping the guard without
+    /// [`Judging::done`] (a panic in user code during the judgement, before any entry was
+    /// removed) restores the position to OCCUPIED.
+    pub(crate) fn judging(&self, i: usize) -> Judging<'_> {
+        Judging {
+            ring: self,
+            i: Some(i),
+        }
+    }
+
     /// Positions currently FREE (a snapshot).
     #[cfg(test)]
     pub(crate) fn free(&self) -> usize {
@@ -185,5 +201,55 @@ mod tests {
         };
         assert!(r.advance().is_none());
         assert!(r.advance().is_none());
+    }
+}
+
+/// A RESERVED position owned by the caller (see [`Ring::held`]).
+pub(crate) struct Held<'a> {
+    ring: &'a Ring,
+    pub(crate) pos: Option<usize>,
+}
+
+impl Held<'_> {
+    /// Gives up ownership without releasing: the position now holds the caller's entry, or
+    /// passes to the caller's caller.
+    pub(crate) fn keep(mut self) -> Option<usize> {
+        self.pos.take()
+    }
+
+    /// Holds `i` instead of the position held so far, which is released.
+    pub(crate) fn replace(&mut self, i: usize) {
+        if let Some(prev) = self.pos.replace(i) {
+            self.ring.release(prev);
+        }
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if let Some(i) = self.pos.take() {
+            self.ring.release(i);
+        }
+    }
+}
+
+/// An EVICTING position being judged (see [`Ring::judging`]).
+pub(crate) struct Judging<'a> {
+    ring: &'a Ring,
+    i: Option<usize>,
+}
+
+impl Judging<'_> {
+    /// The judgement finished: the caller moves the position on itself.
+    pub(crate) fn done(mut self) {
+        self.i = None;
+    }
+}
+
+impl Drop for Judging<'_> {
+    fn drop(&mut self) {
+        if let Some(i) = self.i.take() {
+            self.ring.restore(i);
+        }
     }
 }

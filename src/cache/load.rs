@@ -45,6 +45,14 @@ impl<V: Clone> Pending<V> {
         }
     }
 
+    /// Whether an outcome was published (a registration still holding it is stale).
+    fn finished(&self) -> bool {
+        !matches!(
+            self.state.lock().unwrap_or_else(|e| e.into_inner()).0,
+            State::Loading
+        )
+    }
+
     /// Publishes the outcome (`None`: abandoned) and wakes every waiter.
     fn publish(&self, outcome: Option<V>) {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -61,14 +69,16 @@ impl<V: Clone> Pending<V> {
     /// Waits for the outcome: `Some(v)` loaded, `None` abandoned.
     ///
     /// # Panics
-    /// If called on the loader's own thread (a loader that asks for its own key would wait
-    /// for itself forever).
+    /// If the load is still in flight and this is the loader's own thread (a loader that asks
+    /// for its own key would wait for itself forever).
     pub(crate) fn wait(&self) -> Option<V> {
-        assert!(
-            current_thread_id() != self.loader,
-            "linemap::Cache: a loader asked for the key it is loading (it would wait for itself)"
-        );
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(s.0, State::Loading) {
+            assert!(
+                current_thread_id() != self.loader,
+                "linemap::Cache: a loader asked for the key it is loading (it would wait for itself)"
+            );
+        }
         loop {
             match &s.0 {
                 State::Loading => s = self.ready.wait(s).unwrap_or_else(|e| e.into_inner()),
@@ -175,19 +185,29 @@ where
             key: key.clone(),
             value: Arc::clone(&mine),
         }));
-        let (old, _) = self.table.rmw(
+        let (old, new) = self.table.rmw(
             hash,
             |k| k == key,
-            |cur, spare| match cur {
-                Some(_) => Op::Keep,
-                None => Op::Put(spare.or_else(|| fresh.take()).expect("entry")),
+            |cur, spare| {
+                let spare = spare.or_else(|| fresh.take());
+                match cur {
+                    // A finished load whose unregistration unwound (a panicking `Eq` or
+                    // `Hash` in `finish`): replace the stale registration.
+                    Some(e) if e.value.finished() => Op::Put(spare.expect("entry")),
+                    Some(_) => {
+                        fresh = spare;
+                        Op::Keep
+                    }
+                    None => Op::Put(spare.expect("entry")),
+                }
             },
             rehash,
             guard,
         );
-        match old {
-            Some(e) => Role::Waiter(Arc::clone(&e.value)),
-            None => Role::Loader(mine),
+        match (old, new) {
+            (_, Some(n)) if Arc::ptr_eq(&n.value, &mine) => Role::Loader(mine),
+            (Some(e), _) => Role::Waiter(Arc::clone(&e.value)),
+            (None, _) => unreachable!("an absent key is always registered"),
         }
     }
 
@@ -202,7 +222,11 @@ where
         guard: &Guard,
     ) {
         // Unregister first: a caller that arrives after the publication must not join a
-        // finished load (it finds the value in the cache, or starts a new load).
+        // finished load (it finds the value in the cache, or starts a new load). If the
+        // unregistration unwinds (a panicking `Eq` or `Hash`), the load is published as
+        // abandoned all the same, so no waiter waits for good; the next `join` of the key
+        // replaces the stale registration.
+        let abandon = crate::cache::OnDrop(Some(|| pending.publish(None)));
         self.table.rmw(
             hash,
             |k| k == key,
@@ -213,6 +237,7 @@ where
             rehash,
             guard,
         );
+        abandon.disarm();
         pending.publish(outcome);
     }
 }

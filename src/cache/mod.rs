@@ -598,8 +598,11 @@ where
         if w == 0 {
             return Ok(None);
         }
-        let mut held: Option<usize> = None;
-        let ring = self.ring.as_ref().expect("a weigher implies capacity > 0");
+        // Capacity 0: nothing is stored, whatever the weight.
+        let Some(ring) = self.ring.as_ref() else {
+            return Err(());
+        };
+        let mut held = ring.held(None);
         // Relaxed: the CAS below is what decides; the value only needs to be some total.
         let mut cur = self.weight.load(Ordering::Relaxed);
         loop {
@@ -611,22 +614,14 @@ where
                     Ordering::Relaxed,
                     Ordering::Relaxed,
                 ) {
-                    Ok(_) => return Ok(held),
+                    Ok(_) => return Ok(held.keep()),
                     Err(now) => cur = now,
                 }
             } else {
                 match self.evict_one(ours, guard) {
-                    Some(i) => {
-                        if let Some(prev) = held.replace(i) {
-                            ring.release(prev);
-                        }
-                    }
-                    None => {
-                        if let Some(prev) = held {
-                            ring.release(prev);
-                        }
-                        return Err(());
-                    }
+                    Some(i) => held.replace(i),
+                    // `held` releases its position.
+                    None => return Err(()),
                 }
                 // Relaxed: as above.
                 cur = self.weight.load(Ordering::Relaxed);
@@ -647,7 +642,10 @@ where
                 Some(Found::Free(i)) => ring.release(i),
                 Some(Found::Occupied(i, hash)) => {
                     examined += 1;
-                    match self.evict_at(i, hash, examined >= MAX_SWEEP, ours, guard) {
+                    let judging = ring.judging(i);
+                    let verdict = self.evict_at(i, hash, examined >= MAX_SWEEP, ours, guard);
+                    judging.done();
+                    match verdict {
                         Evicted::Entry => {
                             ring.take(i);
                             return Some(i);
@@ -831,8 +829,12 @@ where
             self.notify(&entry.key, &entry.value.value, RemovalCause::Capacity);
             return false;
         };
+        // Gives the reservation back unless the entry is stored, also when `put` unwinds (a
+        // panicking `Eq` or `Hash`, or the `Drop` of a refused value).
+        let reservation = OnDrop(Some(|| self.release_weight(weight)));
         match self.put(entry, version, held, guard) {
             Put::Stored(old) => {
+                reservation.disarm();
                 self.stats.add(Stat::Insert);
                 if let Some(old) = old {
                     let cause = if self.expired(&old.value) {
@@ -844,12 +846,9 @@ where
                 }
                 true
             }
-            Put::Refused => {
-                self.release_weight(weight);
-                false
-            }
+            Put::Refused => false,
             Put::NoRoom(e) => {
-                self.release_weight(weight);
+                drop(reservation);
                 self.notify(&e.key, &e.value.value, RemovalCause::Capacity);
                 false
             }
@@ -899,7 +898,9 @@ where
             Some(Op::Put(e))
         };
         let ours = |k: &K| k == unsafe { &*kp };
-        let mut held = held;
+        // Released if this insert does not place an entry there, also when it unwinds (a
+        // panicking `Eq` or `Hash` in a probe below).
+        let mut held = self.ring.as_ref().map(|r| r.held(held));
         let pos = loop {
             let (old, _) = self.table.rmw(
                 hash,
@@ -909,9 +910,7 @@ where
                 guard,
             );
             if refused || old.is_some() {
-                if let Some(i) = held {
-                    self.ring.as_ref().expect("held a position").release(i);
-                }
+                drop(held);
                 return if refused {
                     Put::Refused
                 } else {
@@ -922,11 +921,15 @@ where
             // there. If the hand meets an entry of our own key (inserted meanwhile), it leaves it
             // and we start over with the replace path (and its version check). If the key
             // appears after the claim, phase 2 replaces it instead and gives the position back.
-            if let Some(i) = held.take() {
+            if let Some(i) = held.as_ref().and_then(|h| h.pos) {
                 break i;
             }
             match self.claim(&ours, guard) {
-                Claim::Pos(i) => break i,
+                Claim::Pos(i) => {
+                    let ring = self.ring.as_ref().expect("claimed a position");
+                    held = Some(ring.held(Some(i)));
+                    break i;
+                }
                 Claim::Ours => continue,
                 Claim::NoRoom => return Put::NoRoom(fresh.take().expect("entry")),
             }
@@ -947,11 +950,15 @@ where
         let ring = self.ring.as_ref().expect("claimed a position");
         match (old, new) {
             (None, Some(_)) => {
+                // The entry holds the position now.
+                if let Some(h) = held {
+                    h.keep();
+                }
                 ring.occupy(pos, hash);
                 Put::Stored(None)
             }
             _ => {
-                ring.release(pos);
+                drop(held);
                 if refused {
                     Put::Refused
                 } else {
@@ -976,7 +983,10 @@ where
                 None => spin_hint(),
                 Some(Found::Free(i)) => return Claim::Pos(i),
                 Some(Found::Occupied(i, hash)) => {
-                    match self.evict_at(i, hash, step >= MAX_SWEEP, Some(ours), guard) {
+                    let judging = ring.judging(i);
+                    let verdict = self.evict_at(i, hash, step >= MAX_SWEEP, Some(ours), guard);
+                    judging.done();
+                    match verdict {
                         Evicted::No => ring.restore(i),
                         Evicted::Ours => {
                             ring.restore(i);
@@ -1424,6 +1434,25 @@ where
 }
 
 /// Counts a load error if dropped during a loader's unwind (forgotten otherwise).
+/// Runs its function when dropped, unless disarmed: clean-up that must also happen when user
+/// code unwinds.
+pub(crate) struct OnDrop<F: FnOnce()>(pub(crate) Option<F>);
+
+impl<F: FnOnce()> OnDrop<F> {
+    /// Drops without running the function.
+    pub(crate) fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl<F: FnOnce()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f();
+        }
+    }
+}
+
 pub(crate) struct LoadErrorOnUnwind<'a>(pub(crate) &'a Stats);
 
 impl Drop for LoadErrorOnUnwind<'_> {
