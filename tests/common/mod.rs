@@ -124,7 +124,9 @@ impl Tracked {
 }
 
 impl Clone for Tracked {
+    /// Panics (before creating anything) when [`touchy::clone_panics_in`] says so.
     fn clone(&self) -> Self {
+        touchy::count_clone();
         Self::make(&self.tracker, self.val, self.bomb)
     }
 }
@@ -261,6 +263,8 @@ pub mod touchy {
         pub static EQ_PANICS_IN: Cell<u32> = const { Cell::new(0) };
         /// Number of `Eq::eq` calls made on this thread.
         pub static EQ_CALLS: Cell<u64> = const { Cell::new(0) };
+        /// Panic in the n-th `Tracked::clone` call from now (1 = next call); 0 disables.
+        pub static CLONE_PANICS_IN: Cell<u32> = const { Cell::new(0) };
     }
 
     pub fn hash_panics_for(v: Option<u64>) {
@@ -269,6 +273,21 @@ pub mod touchy {
 
     pub fn eq_panics_in(n: u32) {
         EQ_PANICS_IN.with(|c| c.set(n));
+    }
+
+    pub fn clone_panics_in(n: u32) {
+        CLONE_PANICS_IN.with(|c| c.set(n));
+    }
+
+    /// Called by `Tracked::clone`: panics if this is the clone [`clone_panics_in`] named.
+    pub fn count_clone() {
+        let n = CLONE_PANICS_IN.with(|c| c.get());
+        if n > 0 {
+            CLONE_PANICS_IN.with(|c| c.set(n - 1));
+            if n == 1 {
+                panic!("intentional panic in Clone");
+            }
+        }
     }
 
     pub fn eq_calls() -> u64 {
