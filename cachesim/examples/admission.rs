@@ -20,7 +20,8 @@
 //! * `--s3 SPEC` (repeatable): instead of the default candidates, run
 //!   S3-FIFO configurations, SPEC = comma-separated `small=F`, `ghost=F`,
 //!   `t=N` (promotion threshold), `f=N` (counter maximum), `sweep=N`,
-//!   `adaptive`, `fixed` (defaults: the paper's design). `--no-peer`: skip
+//!   `adaptive`, `fixed`, `table` (fingerprint-table ghosts) (defaults:
+//!   the paper's design). `--no-peer`: skip
 //!   quick_cache. `--zipf 0.9,1.1` and `--caps 1,10` (percent of the keys)
 //!   select the zipf configurations.
 //!
@@ -79,6 +80,9 @@ impl Col {
                 }
                 if c.max_freq != 3 {
                     l.push_str(&format!(" f{}", c.max_freq));
+                }
+                if c.table_ghost {
+                    l.push_str(" table ghost");
                 }
                 if c.max_sweep != usize::MAX {
                     l.push_str(" (sweep 64)");
@@ -208,6 +212,7 @@ fn parse_s3(spec: &str) -> Result<S3FifoConfig, String> {
             "sweep" => c.max_sweep = v.parse().map_err(|_| bad())?,
             "adaptive" => c.adaptive = true,
             "fixed" => c.fixed = true,
+            "table" => c.table_ghost = true,
             _ => return Err(bad()),
         }
     }

@@ -313,30 +313,73 @@ impl Policy for TableClock {
 
 use std::collections::VecDeque;
 
-/// A bounded set of recently evicted keys, evicted in FIFO order ("ghost").
-/// Membership is exact (the simulator keeps whole keys; a real cache would
-/// keep hash fingerprints).
+/// A bounded set of recently evicted keys ("ghost").
+///
+/// * **Exact** ([`Ghost::new`]): whole keys, evicted in FIFO order.
+/// * **Fingerprint table** ([`Ghost::table`]): what a concurrent cache would
+///   keep: 32-bit fingerprints in buckets of 4 (16 bytes), `ceil(cap / 4)`
+///   buckets chosen by the key's hash; an insert overwrites its bucket's
+///   slots round-robin (so each bucket forgets in FIFO order, and the whole
+///   approximately), a hit clears the slot. Two keys with the same bucket and
+///   fingerprint are confused (rare: 2^-32 per comparison).
 pub struct Ghost {
     cap: usize,
-    /// key -> sequence number of its latest insertion.
+    /// Exact: key -> sequence number of its latest insertion.
     map: U64Map<u64>,
     order: VecDeque<(u64, u64)>,
     seq: u64,
+    /// Fingerprint table: buckets, per-bucket next slot, live fingerprints.
+    buckets: Vec<[u32; 4]>,
+    next: Vec<u8>,
+    live: usize,
 }
 
 impl Ghost {
-    /// An empty ghost of at most `cap` keys (0 disables it).
+    /// An empty exact ghost of at most `cap` keys (0 disables it).
     pub fn new(cap: usize) -> Self {
         Ghost {
             cap,
             map: u64_map(cap.min(1 << 22)),
             order: VecDeque::with_capacity(cap.min(1 << 22)),
             seq: 0,
+            buckets: Vec::new(),
+            next: Vec::new(),
+            live: 0,
         }
+    }
+
+    /// An empty fingerprint-table ghost of about `cap` keys (0 disables it).
+    pub fn table(cap: usize) -> Self {
+        let n = cap.div_ceil(4);
+        Ghost {
+            buckets: vec![[0; 4]; n],
+            next: vec![0; n],
+            ..Ghost::new(0)
+        }
+    }
+
+    /// Bucket and (non-zero) fingerprint of `key` in the table form.
+    fn locate(&self, key: u64) -> (usize, u32) {
+        let h = crate::hash::hash_key(key, 0x6057);
+        let b = ((h as u32 as u64 * self.buckets.len() as u64) >> 32) as usize;
+        (b, ((h >> 32) as u32).max(1))
     }
 
     /// Records `key` as just evicted.
     pub fn insert(&mut self, key: u64) {
+        if !self.buckets.is_empty() {
+            let (b, fp) = self.locate(key);
+            if self.buckets[b].contains(&fp) {
+                return;
+            }
+            let i = self.next[b] as usize;
+            self.next[b] = ((i + 1) % 4) as u8;
+            if self.buckets[b][i] == 0 {
+                self.live += 1;
+            }
+            self.buckets[b][i] = fp;
+            return;
+        }
         if self.cap == 0 {
             return;
         }
@@ -358,17 +401,30 @@ impl Ghost {
 
     /// Removes `key`; returns whether it was there.
     pub fn remove(&mut self, key: u64) -> bool {
+        if !self.buckets.is_empty() {
+            let (b, fp) = self.locate(key);
+            if let Some(slot) = self.buckets[b].iter_mut().find(|f| **f == fp) {
+                *slot = 0;
+                self.live -= 1;
+                return true;
+            }
+            return false;
+        }
         self.map.remove(&key).is_some()
     }
 
     /// Keys currently remembered.
     pub fn len(&self) -> usize {
-        self.map.len()
+        if self.buckets.is_empty() {
+            self.map.len()
+        } else {
+            self.live
+        }
     }
 
     /// Whether no key is remembered.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len() == 0
     }
 }
 
@@ -413,6 +469,9 @@ pub struct S3FifoConfig {
     /// the ghost. (The paper's queues instead vary in size around the
     /// target.) Not combinable with `adaptive`.
     pub fixed: bool,
+    /// Ghosts as fingerprint tables ([`Ghost::table`]) instead of exact key
+    /// FIFOs.
+    pub table_ghost: bool,
 }
 
 impl S3FifoConfig {
@@ -426,6 +485,7 @@ impl S3FifoConfig {
         max_sweep: usize::MAX,
         adaptive: false,
         fixed: false,
+        table_ghost: false,
     };
 }
 
@@ -455,6 +515,13 @@ impl S3Fifo {
         assert!(cfg.small > 0.0 && cfg.small < 1.0 && cfg.max_freq > 0);
         assert!(!(cfg.fixed && cfg.adaptive));
         let ghost = (capacity as f64 * cfg.ghost).round() as usize;
+        let make = |n: usize| {
+            if cfg.table_ghost {
+                Ghost::table(n)
+            } else {
+                Ghost::new(n)
+            }
+        };
         S3Fifo {
             cap: capacity,
             cfg,
@@ -462,8 +529,8 @@ impl S3Fifo {
             small: VecDeque::with_capacity(capacity),
             main: VecDeque::with_capacity(capacity),
             slots: u64_map(capacity),
-            ghost: Ghost::new(ghost),
-            main_ghost: Ghost::new(if cfg.adaptive { ghost } else { 0 }),
+            ghost: make(ghost),
+            main_ghost: make(if cfg.adaptive { ghost } else { 0 }),
             forced: 0,
         }
     }
@@ -969,6 +1036,16 @@ mod tests {
             ("s3".into(), Box::new(S3Fifo::new(cap, S3FifoConfig::PAPER))),
             ("s3 adaptive".into(), Box::new(S3Fifo::new(cap, s3a))),
             (
+                "s3 adaptive table ghost".into(),
+                Box::new(S3Fifo::new(
+                    cap,
+                    S3FifoConfig {
+                        table_ghost: true,
+                        ..s3a
+                    },
+                )),
+            ),
+            (
                 "s3 fixed".into(),
                 Box::new(S3Fifo::new(
                     cap,
@@ -1051,6 +1128,36 @@ mod tests {
             run(&mut c, &[3, 2, 1, 4, 5]),
             [true, true, true, true, false]
         );
+    }
+
+    #[test]
+    fn ghost_forgets_in_fifo_order() {
+        let mut g = Ghost::new(3);
+        for k in 1..=4 {
+            g.insert(k);
+        }
+        assert_eq!(g.len(), 3);
+        assert!(!g.remove(1) && g.remove(2) && g.remove(4));
+        assert!(!g.remove(2));
+        assert_eq!(g.len(), 1);
+        // Table form: one bucket of 4 fingerprints, round-robin.
+        let mut t = Ghost::table(4);
+        for k in 1..=5 {
+            t.insert(k);
+        }
+        assert_eq!(t.len(), 4);
+        assert!(!t.remove(1) && t.remove(2) && t.remove(5));
+        assert!(!t.remove(5));
+        assert_eq!(t.len(), 2);
+        // Large table: about `cap` of the most recent keys are remembered.
+        let mut t = Ghost::table(4_000);
+        for k in 0..20_000u64 {
+            t.insert(k);
+        }
+        let recent = (19_000..20_000u64).filter(|&k| t.remove(k)).count();
+        let old = (0..10_000u64).filter(|&k| t.remove(k)).count();
+        assert!(recent > 900, "{recent} of the last 1,000 remembered");
+        assert!(old < 50, "{old} of the first 10,000 remembered");
     }
 
     #[test]
