@@ -23,7 +23,8 @@
 //!   `adaptive`, `fixed`, `table` (fingerprint-table ghosts) (defaults:
 //!   the paper's design). `--no-peer`: skip
 //!   quick_cache. `--zipf 0.9,1.1` and `--caps 1,10` (percent of the keys)
-//!   select the zipf configurations.
+//!   select the zipf configurations; `--thread T` uses the benchmark's thread
+//!   `T` streams instead of thread 0's (another draw of the same law).
 //!
 //! Every candidate cell below LRU − 0.5 points is marked ❌; above OPT, BUG.
 
@@ -197,6 +198,7 @@ struct Args {
     peer: bool,
     exponents: Vec<f64>,
     caps_pct: Vec<usize>,
+    thread: u64,
 }
 
 fn parse_s3(spec: &str) -> Result<S3FifoConfig, String> {
@@ -237,6 +239,7 @@ fn parse_args() -> Result<Args, String> {
         peer: true,
         exponents: vec![0.9, 1.1],
         caps_pct: vec![1, 10],
+        thread: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -250,6 +253,10 @@ fn parse_args() -> Result<Args, String> {
             }
             "--zipf" => a.exponents = list(it.next(), "--zipf")?,
             "--caps" => a.caps_pct = list(it.next(), "--caps")?,
+            "--thread" => {
+                let v = it.next().ok_or("--thread needs a value")?;
+                a.thread = v.parse().map_err(|_| format!("bad --thread {v}"))?;
+            }
             "--ops" => {
                 let v = it.next().ok_or("--ops needs a value")?;
                 a.ops = v
@@ -423,14 +430,15 @@ fn main() {
         }
         for &s in &args.exponents {
             let t = Instant::now();
-            let w = Workload::bench(s, 1_000_000, args.ops);
+            let w = Workload::bench_thread(s, 1_000_000, args.ops, args.thread);
             let caps: Vec<usize> = args.caps_pct.iter().map(|p| p * 10_000).collect();
             let hits = run_all(&cols, &caps, &w.requests, w.measured_from);
             println!(
-                "### zipf s = {s}, {} keys, {} warm-up + {} measured requests\n",
+                "### zipf s = {s}, {} keys, {} warm-up + {} measured requests (thread {}'s streams)\n",
                 w.keys,
                 w.measured_from,
-                w.measured()
+                w.measured(),
+                args.thread
             );
             let mut scratch = vec![None; cols.len()];
             table(&cols, &caps, &hits, w.measured(), "zipf", &mut scratch);

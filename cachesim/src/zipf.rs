@@ -87,8 +87,14 @@ impl Workload {
     /// The benchmark's workload: thread 0's warm-up (pass 0) then timed
     /// (pass 1) stream, `ops` requests each.
     pub fn bench(s: f64, keys: usize, ops: usize) -> Self {
-        let mut requests = bench_stream(s, keys, ops, 0, 0);
-        requests.extend(bench_stream(s, keys, ops, 0, 1));
+        Self::bench_thread(s, keys, ops, 0)
+    }
+
+    /// Like [`Workload::bench`] with thread `t`'s streams (another sample of
+    /// the same law, for checking how much a comparison depends on the draw).
+    pub fn bench_thread(s: f64, keys: usize, ops: usize, t: u64) -> Self {
+        let mut requests = bench_stream(s, keys, ops, t, 0);
+        requests.extend(bench_stream(s, keys, ops, t, 1));
         Workload {
             s,
             keys,
