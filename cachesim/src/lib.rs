@@ -3,7 +3,7 @@
 //! designs ([`policies`]), the published reference numbers of
 //! `shared/traces/README.md` ([`reference`]) and replay through the real
 //! concurrent caches (`linemap`, `quick_cache`, `moka`) on 1 or more threads
-//! ([`replay`]).
+//! ([`replay`]), and the benchmark's zipf request streams ([`zipf`]).
 
 pub mod hash;
 pub mod oracle;
@@ -11,6 +11,7 @@ pub mod policies;
 pub mod reference;
 pub mod replay;
 pub mod trace;
+pub mod zipf;
 
 /// An online cache replacement policy with capacity counted in entries.
 pub trait Policy {
@@ -26,7 +27,7 @@ pub trait Policy {
 }
 
 /// Replays `trace` through `policy` and returns the number of hits.
-pub fn hits(policy: &mut impl Policy, trace: &[u64]) -> u64 {
+pub fn hits(policy: &mut (impl Policy + ?Sized), trace: &[u64]) -> u64 {
     trace.iter().filter(|&&k| policy.access(k)).count() as u64
 }
 
