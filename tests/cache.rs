@@ -652,6 +652,7 @@ fn every_value_is_reported_once_and_dropped_once() {
             // versioned insert is neither (it would be reported, with Capacity, only if the cache
             // could not make room, which it always can here).
             let mut stored = 0u64;
+            let mut loaded_stored = 0;
             for (val, m) in &made {
                 let n = reports.get(val).map_or(0, Vec::len);
                 let here = usize::from(in_cache.contains_key(val));
@@ -659,6 +660,18 @@ fn every_value_is_reported_once_and_dropped_once() {
                     Kind::Versioned(false) => {
                         assert_eq!(here, 0);
                         assert_eq!(n, 0, "refused value {val} reported: {:?}", reports.get(val));
+                    }
+                    // A loader stores only over an absent entry (a value inserted while it
+                    // loaded is newer and stays): a loaded value may never have entered the
+                    // cache, and is then neither held nor reported; never both, never twice.
+                    Kind::Loaded => {
+                        assert!(
+                            n + here <= 1,
+                            "loaded value {val} ({m:?}): {n} reports {:?}, in cache: {}",
+                            reports.get(val),
+                            here == 1
+                        );
+                        loaded_stored += (n + here) as u64;
                     }
                     _ => {
                         stored += 1;
@@ -713,6 +726,8 @@ fn every_value_is_reported_once_and_dropped_once() {
                 st.removed,
                 (removes_some.into_inner() + removes_versioned.into_inner()) as u64
             );
+            assert!(loaded_stored > 0, "no loaded value was ever stored");
+            let stored = stored + loaded_stored;
             assert_eq!(st.inserts, stored);
             assert_eq!(log.len() + contents.len(), stored as usize);
             // The run exercised every cause.
@@ -1535,10 +1550,9 @@ fn weight_budget_holds_under_concurrent_inserts() {
 
 /// A cache of capacity 0 stores nothing and sends every value to the listener as `Capacity`
 /// (docs/cache.md), also with a weigher. Found by the cache_ops fuzz target: with a weigher
-/// and capacity 0, an insert of a value that fits the budget panics in
-/// `Cache::reserve_weight` ("a weigher implies capacity > 0", src/cache/mod.rs) instead.
+/// and capacity 0, an insert of a value that fits the budget panicked in
+/// `Cache::reserve_weight` ("a weigher implies capacity > 0") before the fix.
 #[test]
-#[ignore = "bug: Cache with capacity 0 and a weigher panics on insert (reserve_weight expects a ring)"]
 fn capacity_zero_with_a_weigher_stores_nothing() {
     let reported = Arc::new(AtomicUsize::new(0));
     let r = Arc::clone(&reported);

@@ -89,6 +89,20 @@ pub fn new_cache(capacity: usize, clock: Option<Arc<ManualClock>>) -> (Arc<TestC
     (Arc::new(b.build()), log)
 }
 
+/// A cache of `capacity` entries and a weight `budget`, each value weighing its id modulo
+/// 10 (so a model picks weights by picking ids), with a recording listener.
+pub fn new_weighed_cache(capacity: usize, budget: u64) -> (Arc<TestCache>, Log) {
+    let log = Log::default();
+    let sink = log.clone();
+    let b = linemap::Cache::builder(capacity)
+        .hasher(BuildHasherDefault::<KeyHasher>::default())
+        .weigher(budget, |_: &u64, v: &Val| (v.id % 10) as u32)
+        .eviction_listener(move |k: &u64, v: &Val, cause| {
+            sink.0.lock().unwrap().push((*k, v.id, cause));
+        });
+    (Arc::new(b.build()), log)
+}
+
 /// The cache's contents for `keys`, as `(key, value id)`, read with `contains_key` (which
 /// neither marks an entry referenced nor removes an expired one) and `get`.
 pub fn contents(cache: &TestCache, keys: &[u64]) -> Vec<(u64, u64)> {

@@ -759,7 +759,7 @@ where
     /// assert_eq!(cache.get(&1), Some("b"));
     /// ```
     pub fn insert(&self, key: K, value: V) {
-        self.insert_inner(key, value, None, None, &pin());
+        self.insert_inner(key, value, None, Store::Always, &pin());
     }
 
     /// Inserts `key -> value` expiring `ttl` from now (overriding the builder's default).
@@ -773,7 +773,7 @@ where
     /// assert_eq!(cache.get(&1), Some("a"));
     /// ```
     pub fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) {
-        self.insert_inner(key, value, Some(ttl), None, &pin());
+        self.insert_inner(key, value, Some(ttl), Store::Always, &pin());
     }
 
     /// Inserts `key -> value` only if `version` is greater than the version of the value
@@ -791,7 +791,7 @@ where
     /// assert_eq!(cache.get("user:1"), Some("v2"));
     /// ```
     pub fn insert_versioned(&self, key: K, value: V, version: u64) -> bool {
-        self.insert_inner(key, value, None, Some(version), &pin())
+        self.insert_inner(key, value, None, Store::Newer(version), &pin())
     }
 
     fn insert_inner(
@@ -799,14 +799,14 @@ where
         key: K,
         value: V,
         ttl: Option<Duration>,
-        version: Option<u64>,
+        store: Store,
         guard: &Guard,
     ) -> bool {
         let expires = self.deadline(ttl);
         let weight = self.weigher.as_ref().map_or(0, |w| (w.weigh)(&key, &value));
         let mut entry = Box::new(Entry {
             key,
-            value: Node::new(value, expires, version.unwrap_or(0)),
+            value: Node::new(value, expires, store.version()),
         });
         entry.value.weight = weight;
         if let Some(tti) = self.tti {
@@ -832,7 +832,7 @@ where
         // Gives the reservation back unless the entry is stored, also when `put` unwinds (a
         // panicking `Eq` or `Hash`, or the `Drop` of a refused value).
         let reservation = OnDrop(Some(|| self.release_weight(weight)));
-        match self.put(entry, version, held, guard) {
+        match self.put(entry, store, held, guard) {
             Put::Stored(old) => {
                 reservation.disarm();
                 self.stats.add(Stat::Insert);
@@ -861,7 +861,7 @@ where
     fn put<'g>(
         &self,
         entry: Box<Entry<K, Node<V>>>,
-        version: Option<u64>,
+        store: Store,
         held: Option<usize>,
         guard: &'g Guard,
     ) -> Put<'g, K, V> {
@@ -885,7 +885,7 @@ where
             }
             let c = cur?;
             // An expired entry has no version any more: it is as good as absent.
-            if version.is_some_and(|v| v <= c.value.version) && !self.expired(&c.value) {
+            if store.keeps(c.value.version) && !self.expired(&c.value) {
                 *refused = true;
                 return Some(Op::Keep);
             }
@@ -1254,6 +1254,11 @@ where
     /// use this cache, except to ask for the key it is loading: that would wait for itself,
     /// and panics instead.
     ///
+    /// The loaded value is stored only if the key is still absent when the load finishes: a
+    /// value that [`Cache::insert`] (or `insert_versioned`) stored while the load ran is newer
+    /// than what the loader read, and stays. The loading caller and its waiters get the
+    /// loaded value either way.
+    ///
     /// ```
     /// let cache = linemap::Cache::new(100);
     /// let v = cache.get_or_insert_with(7, || 7 * 6);
@@ -1365,7 +1370,9 @@ where
         let guard = pin();
         match r {
             Ok(v) => {
-                self.insert_inner(key.clone(), v.clone(), None, None, &guard);
+                // Only over an absent (or expired) entry: a value inserted while we loaded is
+                // newer than what we read, and stays.
+                self.insert_inner(key.clone(), v.clone(), None, Store::IfAbsent, &guard);
                 duty.finish(Some(v.clone()), &guard);
                 Ok(v)
             }
@@ -1434,6 +1441,37 @@ where
 }
 
 /// Counts a load error if dropped during a loader's unwind (forgotten otherwise).
+/// How an insert treats the entry already stored for its key (an expired entry counts as
+/// absent in every case).
+#[derive(Clone, Copy, Debug)]
+enum Store {
+    /// Replace it (`insert`).
+    Always,
+    /// Replace it only if its version is lower (`insert_versioned`).
+    Newer(u64),
+    /// Keep it (a loader's store: a value inserted while the load ran is newer).
+    IfAbsent,
+}
+
+impl Store {
+    /// The version the new entry carries.
+    fn version(self) -> u64 {
+        match self {
+            Store::Newer(v) => v,
+            Store::Always | Store::IfAbsent => 0,
+        }
+    }
+
+    /// Whether the stored entry, of version `stored`, stays.
+    fn keeps(self, stored: u64) -> bool {
+        match self {
+            Store::Always => false,
+            Store::Newer(v) => v <= stored,
+            Store::IfAbsent => true,
+        }
+    }
+}
+
 /// Runs its function when dropped, unless disarmed: clean-up that must also happen when user
 /// code unwinds.
 pub(crate) struct OnDrop<F: FnOnce()>(pub(crate) Option<F>);
