@@ -44,6 +44,16 @@ impl Client {
         Client { addr, conn: None }
     }
 
+    /// Opens the connection now (otherwise the first request does).
+    pub async fn connect(&mut self) -> std::io::Result<()> {
+        if self.conn.is_none() {
+            let s = TcpStream::connect(self.addr).await?;
+            s.set_nodelay(true)?;
+            self.conn = Some(BufReader::new(s));
+        }
+        Ok(())
+    }
+
     /// `GET path`.
     pub async fn get(&mut self, path: &str) -> std::io::Result<Response> {
         self.request("GET", path, None).await
@@ -79,14 +89,8 @@ impl Client {
         path: &str,
         body: Option<&str>,
     ) -> std::io::Result<Response> {
-        let conn = match &mut self.conn {
-            Some(c) => c,
-            None => {
-                let s = TcpStream::connect(self.addr).await?;
-                s.set_nodelay(true)?;
-                self.conn.insert(BufReader::new(s))
-            }
-        };
+        self.connect().await?;
+        let conn = self.conn.as_mut().ok_or_else(eof)?;
         let mut req = format!("{method} {path} HTTP/1.1\r\nhost: {}\r\n", self.addr);
         if let Some(b) = body {
             req.push_str(&format!(
