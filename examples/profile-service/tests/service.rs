@@ -137,9 +137,9 @@ fn notice(id: u64, version: u64) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_order_notices_are_resolved_by_version() {
     let data = Dataset::small("versions");
-    let redis = Redis::start();
+    let redis = Redis::start_or_shared();
     let url = redis.url();
-    let channel = "versions-test";
+    let channel = &format!("versions-test-{}", std::process::id());
     let args = ["--redis", url.as_str(), "--channel", channel];
     let a = Service::start("A", &data.db, &args);
     let b = Service::start("B", &data.db, &args);
@@ -224,7 +224,7 @@ async fn service_survives_redis_going_away() {
     let data = Dataset::small("redis-down");
     let mut redis = Redis::start();
     let url = redis.url();
-    let channel = "redis-down-test";
+    let channel = &format!("redis-down-test-{}", std::process::id());
     let args = ["--redis", url.as_str(), "--channel", channel];
     let a = Service::start("A", &data.db, &args);
     let b = Service::start("B", &data.db, &args);

@@ -99,6 +99,25 @@ impl Redis {
         panic!("could not start redis-server on a free loopback port");
     }
 
+    /// A redis-server of this test's own if `redis-server` is on PATH; otherwise the shared
+    /// one at `PROFILE_SERVICE_REDIS_URL` (default `redis://127.0.0.1:6399`, started by
+    /// `bash .ci/service`) if it answers; otherwise panics with instructions. (A shared
+    /// server cannot be killed and restarted: tests that do that use [`Redis::start`].)
+    pub fn start_or_shared() -> Redis {
+        if on_path("redis-server") {
+            return Redis::start();
+        }
+        let url = std::env::var("PROFILE_SERVICE_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6399".into());
+        let port = url
+            .strip_prefix("redis://127.0.0.1:")
+            .and_then(|p| p.trim_end_matches('/').parse::<u16>().ok());
+        match port {
+            Some(port) if ping(port) => Redis { child: None, port },
+            _ => panic!("{NO_REDIS} (and nothing answers at PROFILE_SERVICE_REDIS_URL={url})"),
+        }
+    }
+
     fn spawn(&mut self) -> bool {
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port"])
