@@ -3,7 +3,7 @@
 # with Redis, the load generator with the cache on and off, and the SVG chart.
 #   bash examples/profile-service/scripts/bench.sh      (from the repository root)
 # Environment: DATA (default target/profile-large.sqlite), DURATION (20 s), CONCURRENCY (64),
-# ZIPF (1.0), WARMUP (60 s of the same load before the cache-on runs, not recorded), OUT (target/cache-aside-results.tsv), SVG (docs/cache-aside.svg).
+# ZIPF (1.0), WARMUP (60 s of the same load before the cache-on runs, not recorded), OUT (docs/cache-aside-results.tsv), SVG (docs/cache-aside.svg).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 DATA="${DATA:-target/profile-large.sqlite}"
@@ -11,7 +11,7 @@ DURATION="${DURATION:-20}"
 WARMUP="${WARMUP:-60}"
 CONCURRENCY="${CONCURRENCY:-64}"
 ZIPF="${ZIPF:-1.0}"
-OUT="${OUT:-target/cache-aside-results.tsv}"
+OUT="${OUT:-docs/cache-aside-results.tsv}"
 SVG="${SVG:-docs/cache-aside.svg}"
 
 cargo build --release -p profile-service --bins

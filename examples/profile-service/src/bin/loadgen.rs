@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 const USAGE: &str = "usage:
   loadgen [--target 127.0.0.1:8081[,127.0.0.1:8082...]] [--users 100000] [--zipf 1.0]
           [--concurrency 64] [--duration 20] [--requests 2000000] [--writes-per-mille 0]
-          [--label NAME] [--record FILE]
+          [--seed N] [--label NAME] [--record FILE]
   loadgen --chart FILE --svg OUT";
 
 struct Args {
@@ -31,6 +31,7 @@ struct Args {
     duration: Duration,
     requests: u64,
     writes_per_mille: u64,
+    seed: u64,
     label: String,
     record: Option<String>,
     chart: Option<String>,
@@ -46,6 +47,11 @@ fn parse() -> Result<Args, String> {
         duration: Duration::from_secs(20),
         requests: 2_000_000,
         writes_per_mille: 0,
+        // A new key sequence each run (a fixed one would replay the previous run's keys,
+        // which are still cached), unless --seed fixes it.
+        seed: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64),
         label: "run".into(),
         record: None,
         chart: None,
@@ -76,6 +82,7 @@ fn parse() -> Result<Args, String> {
             "--writes-per-mille" => {
                 a.writes_per_mille = v()?.parse().map_err(|_| bad("--writes-per-mille"))?
             }
+            "--seed" => a.seed = v()?.parse().map_err(|_| bad("--seed"))?,
             "--label" => a.label = v()?,
             "--record" => a.record = Some(v()?),
             "--chart" => a.chart = Some(v()?),
@@ -134,10 +141,10 @@ async fn run(a: Args) -> Result<(), String> {
     for w in 0..a.concurrency {
         let target = a.targets[w % a.targets.len()];
         let (zipf, issued) = (Arc::clone(&zipf), Arc::clone(&issued));
-        let (limit, writes) = (a.requests, a.writes_per_mille);
+        let (limit, writes, seed) = (a.requests, a.writes_per_mille, a.seed);
         tasks.push(tokio::spawn(async move {
             let mut client = Client::new(target);
-            let mut rng = Rng::new(0x5EED ^ (w as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut rng = Rng::new(seed ^ (w as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
             let mut lat = Vec::with_capacity(1 << 14);
             let (mut errors, mut not_found) = (0u64, 0u64);
             while Instant::now() < deadline && issued.fetch_add(1, Ordering::Relaxed) < limit {
@@ -191,14 +198,15 @@ async fn run(a: Args) -> Result<(), String> {
         hits as f64 / (hits + misses) as f64
     };
     println!(
-        "{}: {} requests in {:.1} s over {} connections to {} instance(s), zipf s={} over {} users",
+        "{}: {} requests in {:.1} s over {} connections to {} instance(s), zipf s={} over {} users, seed {}",
         a.label,
         ok,
         elapsed,
         a.concurrency,
         a.targets.len(),
         a.zipf,
-        a.users
+        a.users,
+        a.seed
     );
     println!(
         "  rps {rps:.0}  p50 {p50:.2} ms  p99 {p99:.2} ms  db reads/s {dbqps:.0}  hit ratio {:.3}  404s {not_found}  errors {errors}",
@@ -224,16 +232,17 @@ async fn run(a: Args) -> Result<(), String> {
     Ok(())
 }
 
-/// Draws the recorded runs (label, rps, p50, p99, db reads/s per line) as three bar panels.
+/// Draws the recorded runs (label, rps, p50, p99, db reads/s, hit ratio per line) as bar
+/// panels.
 fn chart_svg(input: &str, out: &str) -> Result<(), String> {
     let text = std::fs::read_to_string(input).map_err(|e| format!("{input}: {e}"))?;
-    let rows: Vec<(String, [f64; 4])> = text
+    let rows: Vec<(String, [f64; 5])> = text
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .map(|l| {
             let f: Vec<&str> = l.split('\t').collect();
             let num = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-            (f[0].to_string(), [num(1), num(2), num(3), num(4)])
+            (f[0].to_string(), [num(1), num(2), num(3), num(4), num(5)])
         })
         .collect();
     if rows.is_empty() {
@@ -244,6 +253,7 @@ fn chart_svg(input: &str, out: &str) -> Result<(), String> {
         ("p50 latency", 1, " ms"),
         ("p99 latency", 2, " ms"),
         ("database reads per second", 3, ""),
+        ("cache hit ratio", 4, ""),
     ];
     let colors = [
         "#2b6cb0", "#c05621", "#2f855a", "#6b46c1", "#b7791f", "#9b2c2c",
@@ -251,7 +261,7 @@ fn chart_svg(input: &str, out: &str) -> Result<(), String> {
     let (pw, ph, bar_h, gap) = (440.0, 0.0, 22.0, 6.0);
     let panel_h = 40.0 + rows.len() as f64 * (bar_h + gap) + 10.0;
     let width = pw * 2.0 + 40.0;
-    let height = panel_h * 2.0 + 20.0 + ph;
+    let height = panel_h * panels.len().div_ceil(2) as f64 + 20.0 + ph;
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
     );
@@ -272,7 +282,9 @@ fn chart_svg(input: &str, out: &str) -> Result<(), String> {
         for (j, (label, v)) in rows.iter().enumerate() {
             let y = y0 + 32.0 + j as f64 * (bar_h + gap);
             let w = (v[*col] / max * bar_max).max(1.0);
-            let value = if v[*col] >= 100.0 {
+            let value = if *col == 4 {
+                format!("{:.2}", v[*col])
+            } else if v[*col] >= 100.0 || unit.is_empty() {
                 format!("{:.0}{unit}", v[*col])
             } else {
                 format!("{:.2}{unit}", v[*col])
