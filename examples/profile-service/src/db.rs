@@ -107,7 +107,7 @@ pub struct UserPatch {
 /// Counters shared by every database backend.
 #[derive(Debug, Default)]
 pub struct DbCounters {
-    /// Profile reads run (one read is one read transaction of four SQL statements).
+    /// Profile reads run (one read is one read transaction of five SQL statements).
     pub reads: AtomicU64,
     /// Profile reads that failed (including injected failures).
     pub read_errors: AtomicU64,
@@ -274,7 +274,7 @@ fn open_conn(path: &Path) -> Result<rusqlite::Connection, DbError> {
 /// Seconds in the 30-day window (ending at [`DATA_END`], when the generated orders end) of the "trending" query.
 const TRENDING_WINDOW: i64 = 30 * 86_400;
 
-/// The profile query: one read transaction (so the version and the aggregates agree) of four
+/// The profile query: one read transaction (so the version and the aggregates agree) of five
 /// statements. The last one is the expensive part, a join and aggregation over every order of
 /// the user's favourite category in the last 30 days.
 fn read_profile(conn: &mut rusqlite::Connection, id: u64) -> Result<Option<Profile>, DbError> {

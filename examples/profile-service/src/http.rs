@@ -3,7 +3,7 @@
 //! | route | |
 //! | --- | --- |
 //! | `GET /users/{id}` | the profile page as JSON; `x-cache: hit\|miss\|off`, `x-version` |
-//! | `PUT /users/{id}` | JSON `{"name":..,"email":..,"country":..}` (any subset): writes, stores the new profile here, publishes `(id, version)` |
+//! | `PUT /users/{id}` | JSON `{"name":..,"email":..,"country":..}` (any subset): writes, stores the new profile here, publishes `(id, version)`; answers the new profile with `x-cache: write` |
 //! | `GET /metrics` | counters as JSON: database reads, cache statistics, notices |
 //! | `GET /health` | `ok` |
 //! | `POST /admin/fail-next?count=N` | with `--admin` only: the next N database calls fail |

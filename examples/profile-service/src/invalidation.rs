@@ -65,7 +65,7 @@ impl Bus {
         let client = redis::Client::open(url).map_err(|e| format!("bad Redis URL {url:?}: {e}"))?;
         Ok(Bus {
             client,
-            url: url.to_string(),
+            url: crate::redact(url),
             channel: channel.to_string(),
             origin: origin.to_string(),
             publisher: tokio::sync::Mutex::new(None),

@@ -40,6 +40,18 @@ macro_rules! log {
     };
 }
 
+/// `url` with any password replaced by `***` (for log lines).
+pub fn redact(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        if let Some((userinfo, host)) = rest.split_once('@') {
+            if let Some((user, _password)) = userinfo.split_once(':') {
+                return format!("{scheme}://{user}:***@{host}");
+            }
+        }
+    }
+    url.to_string()
+}
+
 /// How to run one instance.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -128,7 +140,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     log!(
         "database {}, cache {}, ttl {} ms, capacity {}",
-        config.database,
+        redact(&config.database),
         if config.cache { "on" } else { "OFF" },
         config.ttl.as_millis(),
         config.capacity
@@ -145,4 +157,24 @@ pub async fn serve(config: Config) -> Result<(), String> {
         })
         .await
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redact_hides_passwords_only() {
+        assert_eq!(
+            super::redact("postgres://app:secret@127.0.0.1/profiles"),
+            "postgres://app:***@127.0.0.1/profiles"
+        );
+        assert_eq!(
+            super::redact("redis://:secret@127.0.0.1:6399"),
+            "redis://:***@127.0.0.1:6399"
+        );
+        assert_eq!(
+            super::redact("postgres://app@127.0.0.1/p"),
+            "postgres://app@127.0.0.1/p"
+        );
+        assert_eq!(super::redact("profile.sqlite"), "profile.sqlite");
+    }
 }

@@ -64,6 +64,28 @@ const NO_REDIS: &str = "redis-server is not installed: run `bash .ci/service` fi
      Debian's redis-server and starts one on 127.0.0.1:6399); these tests start their own \
      redis-server processes and need it on PATH";
 
+/// The process id of the Redis server answering on `port` (from `INFO server`), if any.
+fn redis_pid(port: u16) -> Option<u32> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"INFO server\r\n").ok()?;
+    let mut text = String::new();
+    let mut buf = [0u8; 4096];
+    while text.len() < 1 << 16 {
+        let n = s.read(&mut buf).ok()?;
+        if n == 0 {
+            break;
+        }
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        if let Some(rest) = text.split("process_id:").nth(1) {
+            if let Some((pid, _)) = rest.split_once("\r\n") {
+                return pid.trim().parse().ok();
+            }
+        }
+    }
+    None
+}
+
 fn ping(port: u16) -> bool {
     let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
         return false;
@@ -129,8 +151,10 @@ impl Redis {
             .expect("spawn redis-server");
         self.child = Some(child);
         let start = Instant::now();
+        let pid = self.child.as_ref().map(|c| c.id());
         while start.elapsed() < Duration::from_secs(20) {
-            if ping(self.port) {
+            // Ours, not another test's server that took the port first.
+            if ping(self.port) && redis_pid(self.port) == pid {
                 return true;
             }
             if let Some(Ok(Some(_))) = self.child.as_mut().map(|c| c.try_wait()) {
