@@ -270,3 +270,61 @@ impl ProfileCache {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{generate_sqlite, DatasetSize, UserPatch};
+
+    /// A notice that arrives while a load of the same key is running (the load read the row
+    /// before the write committed) must not leave the loaded, older value in the cache.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_notice_during_a_load_does_not_leave_the_older_value() {
+        let dir = std::env::temp_dir().join(format!("profile-service-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("p.sqlite");
+        generate_sqlite(&path, DatasetSize::SMALL).expect("dataset");
+        let db = Database::open(path.to_str().expect("utf-8 path"), 2)
+            .await
+            .expect("open");
+        let layer = ProfileCache::new(db.clone(), 100, Duration::from_secs(600), true);
+        let cache = layer.cache().expect("cache on");
+
+        let old = db.load_profile(5).await.expect("read").expect("user 5");
+        assert_eq!(old.version, 1);
+        let patch = UserPatch {
+            name: Some("New".into()),
+            ..UserPatch::default()
+        };
+        let new = db
+            .update_user(5, patch)
+            .await
+            .expect("write")
+            .expect("user 5");
+        assert_eq!(new.version, 2);
+
+        // The racing load: it read version 1; version 2's notice arrives before it stores.
+        let loaded = cache
+            .get_or_try_insert_async(5, async {
+                layer.apply_notice(5, 2);
+                Cached::from_row(Some(old.clone()))
+            })
+            .await
+            .expect("load");
+        // The loader alone keeps the older value (stored with version 0, the notice found
+        // nothing to remove) ...
+        assert_eq!(cache.get(&5).map(|c| c.version()), Some(1));
+        // ... which the layer's settle step drops.
+        assert!(!layer.settle(cache, 5, &loaded));
+        assert!(cache.get(&5).is_none());
+        // The next read loads version 2 and keeps it.
+        let (v, source) = layer.get(5).await.expect("get");
+        assert_eq!((v.version(), source), (2, Source::Loaded));
+        let (v, source) = layer.get(5).await.expect("get");
+        assert_eq!((v.version(), source), (2, Source::Hit));
+        // A late duplicate of the old notice leaves version 2.
+        assert!(!layer.apply_notice(5, 1));
+        assert_eq!(cache.get(&5).map(|c| c.version()), Some(2));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
