@@ -358,7 +358,16 @@ def machine(r, a):
     vers = lock_versions(["criterion", "dashmap", "papaya", "scc", "hashbrown", "quick_cache",
                           "moka", "mini-moka", "foldhash", "crossbeam-epoch", "crossbeam-utils"])
     r.p(f"| crates (Cargo.lock) | {'; '.join(f'{n} {v}' for n, v in vers)} |")
-    r.p(f"| date | {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC |")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    done = []
+    for f in sorted(glob.glob(os.path.join(a.raw, "*.txt")), key=os.path.getmtime):
+        name = os.path.basename(f)[:-4]
+        if name.endswith("skipped") or name == "loadavg-start":
+            continue
+        t = datetime.datetime.fromtimestamp(os.path.getmtime(f), datetime.timezone.utc)
+        done.append(f"{name} {t:%Y-%m-%d %H:%M}")
+    r.p(f"| date | stages finished (UTC): {'; '.join(done) or 'none'}; rendered "
+        f"{now:%Y-%m-%d %H:%M} UTC |")
     r.p(f"| command | `{a.command}` |")
     r.p()
 
