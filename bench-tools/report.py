@@ -556,8 +556,9 @@ def replay_section(r, a):
         r.p(f"Not run{': ' + skipped if skipped else '.'} The crate ships no trace data.")
         r.p()
         return
-    r.p(f"`cargo run --release -p linemap-cachesim --example replay -- {a.traces}"
-        f"{' --prefix 200000' if a.quick == '1' else ''}`, stage time {r.seconds('replay')}. "
+    prefix = " --prefix 200000" if "(prefix)" in text else ""
+    r.p(f"`cargo run --release -p linemap-cachesim --example replay -- {a.traces}{prefix}`, "
+        f"stage time {r.seconds('replay')}. "
         "Capacities are the sizes of each trace's table in the trace directory's README. "
         "Requests are issued as `get`, then `insert` on a miss; the 2-thread columns share one "
         "request index between the threads. linemap's cells show the difference from exact LRU "
@@ -605,7 +606,8 @@ def main():
         r.p("**This is a quick run** (`LINEMAP_REPORT_QUICK=1`): criterion measures 0.5 s per "
             "benchmark after 0.2 s of warm-up, the mixes run at 2^18 with one repetition, the "
             "cache's zipf part at 100,000 keys and operations with one repetition, the trace "
-            "replays use the first 200,000 requests of each trace, and the locality stage runs "
+            "replays use the first 200,000 requests of each trace unless a full replay was kept, "
+            "and the locality stage runs "
             "only the 100K table with 20,000 gets unless a full locality result was kept (its "
             "section says which sizes and how many gets it has). The throughput numbers show "
             "that the suite runs; the full `bench-tools/report.sh` gives the numbers to quote.")
