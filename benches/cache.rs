@@ -38,7 +38,8 @@
 //! pattern as mini-moka: the cost of linemap's load coordination is the difference).
 //!
 //! Environment (all optional):
-//! `LINEMAP_BENCH_THREADS=1,2` thread counts; `LINEMAP_BENCH_ZIPF=0.9,1.1` zipf exponents;
+//! `LINEMAP_BENCH_THREADS=1,2` thread counts (default 1 through `available_parallelism`; 1 and 2
+//! in the test mode); `LINEMAP_BENCH_ZIPF=0.9,1.1` zipf exponents;
 //! `LINEMAP_BENCH_CAPS=1,10` capacities in percent of the key space; `LINEMAP_BENCH_KEYS=1000000`
 //! distinct keys; `LINEMAP_BENCH_OPS=2000000` timed operations per thread (the warm-up pass is
 //! as long; scale it down for a quick run); `LINEMAP_BENCH_REPS=3` repetitions of the zipf part;
@@ -109,6 +110,16 @@ fn env_nums<T: std::str::FromStr + Clone>(name: &str, default: &[T]) -> Vec<T> {
         .unwrap_or_else(|| default.to_vec())
 }
 
+/// Thread counts when `LINEMAP_BENCH_THREADS` is not set: 1 through the machine's parallelism
+/// (`std::thread::available_parallelism`), or 1 and 2 in the quick test mode.
+fn default_threads(test_mode: bool) -> Vec<usize> {
+    if test_mode {
+        return vec![1, 2];
+    }
+    let n = std::thread::available_parallelism().map_or(2, |n| n.get());
+    (1..=n).collect()
+}
+
 fn env_num<T: std::str::FromStr>(name: &str, default: T) -> T {
     match std::env::var(name) {
         Ok(s) => s
@@ -168,7 +179,7 @@ impl Config {
         let test_mode = !bench || test;
         Config {
             test_mode,
-            threads: env_nums("LINEMAP_BENCH_THREADS", &[1, 2]),
+            threads: env_nums("LINEMAP_BENCH_THREADS", &default_threads(test_mode)),
             zipf: env_nums("LINEMAP_BENCH_ZIPF", &[0.9, 1.1]),
             caps_pct: env_nums("LINEMAP_BENCH_CAPS", &[1.0, 10.0]),
             keys: if test_mode {

@@ -15,7 +15,8 @@
 //!   read/update) so that threads contend on the same entries.
 //!
 //! Environment (all optional):
-//! `LINEMAP_BENCH_THREADS=1,2` thread counts; `LINEMAP_BENCH_SCALE=25` log2 of the mixes'
+//! `LINEMAP_BENCH_THREADS=1,2` thread counts (default 1 through `available_parallelism`; 1 and 2
+//! in the test mode); `LINEMAP_BENCH_SCALE=25` log2 of the mixes'
 //! capacity and operation count; `LINEMAP_BENCH_REPS=3` repetitions of the mixes;
 //! `LINEMAP_BENCH_BATCH=1024` operations per pinned handle before it is re-pinned;
 //! `LINEMAP_BENCH_PEERS=linemap-handle,dashmap,...` run only these peers;
@@ -64,6 +65,16 @@ fn env_list(name: &str) -> Option<Vec<String>> {
             .filter(|x| !x.is_empty())
             .collect()
     })
+}
+
+/// Thread counts when `LINEMAP_BENCH_THREADS` is not set: 1 through the machine's parallelism
+/// (`std::thread::available_parallelism`), or 1 and 2 in the quick test mode.
+fn default_threads(test_mode: bool) -> Vec<usize> {
+    if test_mode {
+        return vec![1, 2];
+    }
+    let n = std::thread::available_parallelism().map_or(2, |n| n.get());
+    (1..=n).collect()
 }
 
 fn env_num<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -128,7 +139,7 @@ impl Config {
                     .map(|t| t.parse().expect("LINEMAP_BENCH_THREADS: numbers"))
                     .collect()
             })
-            .unwrap_or_else(|| vec![1, 2]);
+            .unwrap_or_else(|| default_threads(test_mode));
         Config {
             test_mode,
             threads,
