@@ -846,7 +846,12 @@ where
                 }
                 true
             }
-            Put::Refused => false,
+            Put::Refused => {
+                if matches!(store, Store::IfAbsent) {
+                    self.stats.add(Stat::LoadNotStored);
+                }
+                false
+            }
             Put::NoRoom(e) => {
                 drop(reservation);
                 self.notify(&e.key, &e.value.value, RemovalCause::Capacity);

@@ -16,9 +16,10 @@ pub(crate) enum Stat {
     EvictReplaced,
     Load,
     LoadError,
+    LoadNotStored,
 }
 
-const N: usize = 9;
+const N: usize = 10;
 
 /// One set of counters per stripe.
 pub(crate) struct Stats {
@@ -64,6 +65,7 @@ impl Stats {
             replaced: self.sum(Stat::EvictReplaced),
             loads: self.sum(Stat::Load),
             load_errors: self.sum(Stat::LoadError),
+            loads_not_stored: self.sum(Stat::LoadNotStored),
         }
     }
 }
@@ -102,6 +104,9 @@ pub struct CacheStats {
     pub loads: u64,
     /// Loader calls that returned an error or panicked.
     pub load_errors: u64,
+    /// Loaded values not stored because a write stored a value for the key while the load
+    /// ran (the written value is newer; the loaded one went only to the callers).
+    pub loads_not_stored: u64,
 }
 
 impl CacheStats {
