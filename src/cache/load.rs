@@ -27,10 +27,21 @@ enum State<V> {
     Abandoned,
 }
 
+/// What the mutex of a [`Pending`] guards.
+struct Shared<V> {
+    state: State<V>,
+    /// Wakers of async waiters (woken when the outcome is published).
+    wakers: Wakers,
+    /// Whether a thread may be blocked on the condition variable. Notifying costs a system
+    /// call even when nobody waits (std's futex condvar always wakes), and most loads have
+    /// no waiter: `publish` notifies only when this is set.
+    sleepers: bool,
+}
+
 /// One load in flight.
 pub(crate) struct Pending<V> {
-    /// The outcome, and the wakers of async waiters (woken when it is published).
-    state: Mutex<(State<V>, Wakers)>,
+    /// The outcome and who waits for it.
+    shared: Mutex<Shared<V>>,
     ready: Condvar,
     /// The loader's thread, to turn a loader that waits for itself into a clear panic.
     loader: ThreadId,
@@ -39,7 +50,11 @@ pub(crate) struct Pending<V> {
 impl<V: Clone> Pending<V> {
     fn new() -> Self {
         Pending {
-            state: Mutex::new((State::Loading, Wakers::default())),
+            shared: Mutex::new(Shared {
+                state: State::Loading,
+                wakers: Wakers::default(),
+                sleepers: false,
+            }),
             ready: Condvar::new(),
             loader: current_thread_id(),
         }
@@ -48,21 +63,26 @@ impl<V: Clone> Pending<V> {
     /// Whether an outcome was published (a registration still holding it is stale).
     fn finished(&self) -> bool {
         !matches!(
-            self.state.lock().unwrap_or_else(|e| e.into_inner()).0,
+            self.shared.lock().unwrap_or_else(|e| e.into_inner()).state,
             State::Loading
         )
     }
 
     /// Publishes the outcome (`None`: abandoned) and wakes every waiter.
     fn publish(&self, outcome: Option<V>) {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        s.0 = match outcome {
+        let mut s = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        s.state = match outcome {
             Some(v) => State::Done(v),
             None => State::Abandoned,
         };
-        let wakers = std::mem::take(&mut s.1);
+        let wakers = std::mem::take(&mut s.wakers);
+        // Read under the mutex: a waiter sets it under the mutex before it blocks, so either
+        // it is set here or the waiter will see the outcome before blocking.
+        let sleepers = s.sleepers;
         drop(s);
-        self.ready.notify_all();
+        if sleepers {
+            self.ready.notify_all();
+        }
         wakers.wake_all();
     }
 
@@ -72,16 +92,19 @@ impl<V: Clone> Pending<V> {
     /// If the load is still in flight and this is the loader's own thread (a loader that asks
     /// for its own key would wait for itself forever).
     pub(crate) fn wait(&self) -> Option<V> {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if matches!(s.0, State::Loading) {
+        let mut s = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(s.state, State::Loading) {
             assert!(
                 current_thread_id() != self.loader,
                 "linemap::Cache: a loader asked for the key it is loading (it would wait for itself)"
             );
         }
         loop {
-            match &s.0 {
-                State::Loading => s = self.ready.wait(s).unwrap_or_else(|e| e.into_inner()),
+            match &s.state {
+                State::Loading => {
+                    s.sleepers = true;
+                    s = self.ready.wait(s).unwrap_or_else(|e| e.into_inner());
+                }
                 State::Done(v) => return Some(v.clone()),
                 State::Abandoned => return None,
             }
@@ -97,10 +120,10 @@ impl<V: Clone> Pending<V> {
         &self,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<V>> {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        match &s.0 {
+        let mut s = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        match &s.state {
             State::Loading => {
-                s.1.register(cx.waker());
+                s.wakers.register(cx.waker());
                 std::task::Poll::Pending
             }
             State::Done(v) => std::task::Poll::Ready(Some(v.clone())),
