@@ -6,10 +6,8 @@
 //! Compiled only under `--cfg loom`.
 #![cfg(loom)]
 
-use crate::{spawn, KeyHasher, Tracked};
+use crate::{KeyHasher, Tracked};
 use linemap::cache::{ManualClock, RemovalCause};
-use std::cell::RefCell;
-use std::collections::BTreeSet;
 use std::hash::BuildHasherDefault;
 use std::sync::{Arc, Mutex, Once};
 
@@ -182,70 +180,5 @@ pub fn quiet_loader_panics() {
     });
 }
 
-// Outcome coverage and thread assignments.
-//
-// Loom's DPOR remembers only the last access to each atomic, so a thread that loads a
-// location and then stores to it (test-then-set, or a probe followed by a CAS) hides its
-// conflict with another thread's earlier load of that location, and the backtrack that would
-// run it before that load is never taken (tokio-rs/loom#166). With `spawn`'s registration
-// handshake the spawned thread runs first unless loom preempts it, so interleavings that
-// need the main thread's operation before the spawned one's can go unexplored. The cache
-// models therefore run every race in both thread assignments, label the outcome of each
-// execution, and fail unless every outcome of the serial orders was reached.
-thread_local! {
-    static SEEN: RefCell<BTreeSet<&'static str>> = const { RefCell::new(BTreeSet::new()) };
-}
-
-/// Records that the current execution reached outcome `label`. (Loom runs all the
-/// executions of a test on the test's OS thread, so a std thread-local collects them.)
-pub fn reached(label: &'static str) {
-    SEEN.with(|s| s.borrow_mut().insert(label));
-}
-
-/// Runs `a` and `b` concurrently, `a` on a spawned thread and `b` on the calling thread, or
-/// the other way round if `swapped`; returns their results as `(a, b)`.
-pub fn race<A, B>(
-    swapped: bool,
-    a: impl FnOnce() -> A + Send + 'static,
-    b: impl FnOnce() -> B + Send + 'static,
-) -> (A, B)
-where
-    A: Send + 'static,
-    B: Send + 'static,
-{
-    if swapped {
-        let t = spawn(b);
-        let ra = a();
-        (ra, t.join())
-    } else {
-        let t = spawn(a);
-        let rb = b();
-        (t.join(), rb)
-    }
-}
-
-/// Explores `body(false)` and `body(true)` (the two thread assignments of its [`race`]) with
-/// [`crate::explore_capped`] at preemption bound `cap` (unless `LINEMAP_LOOM_FULL` is set),
-/// then fails if either had a failing execution (reporting both) or if their executions
-/// together did not reach every outcome in `expect`.
-pub fn model_both_ways(cap: usize, expect: &[&'static str], body: fn(bool)) {
-    SEEN.with(|s| s.borrow_mut().clear());
-    let failures: Vec<String> = [false, true]
-        .into_iter()
-        .filter_map(|swapped| {
-            crate::explore_capped(cap, move || body(swapped))
-                .map(|m| format!("\n  with the race swapped = {swapped}: {m}"))
-        })
-        .collect();
-    let seen = SEEN.with(|s| std::mem::take(&mut *s.borrow_mut()));
-    eprintln!("outcomes reached: {seen:?}");
-    if !failures.is_empty() {
-        panic!("loom found failing executions:{}", failures.concat());
-    }
-    for e in expect {
-        assert!(
-            seen.contains(e),
-            "no execution reached the outcome {e:?} (reached: {seen:?})"
-        );
-    }
-}
+// Outcome coverage and the two thread assignments of a race: see `crate::support`.
+pub use crate::{model_both_ways, race, reached};

@@ -1,6 +1,7 @@
 //! Shared pieces of the loom models (compiled only under `--cfg loom`).
 
 use std::cell::{Cell, RefCell};
+use std::collections::BTreeSet;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::AtomicBool;
@@ -35,8 +36,11 @@ pub const fn hash_of(k: u64) -> u64 {
     k | (k << 57)
 }
 
+/// The hasher of every model's map and cache.
+pub type ModelHasher = BuildHasherDefault<KeyHasher>;
+
 /// The map every model uses: `u64` keys hashed by [`KeyHasher`].
-pub type Map<V> = linemap::HashMap<u64, V, BuildHasherDefault<KeyHasher>>;
+pub type Map<V> = linemap::HashMap<u64, V, ModelHasher>;
 
 /// An empty map with the smallest table: one bucket of seven slots.
 pub fn new_map<V>() -> Map<V> {
@@ -234,6 +238,86 @@ pub fn model<F: Fn() + Sync + Send + 'static>(f: F) {
 pub fn model_capped<F: Fn() + Sync + Send + 'static>(cap: usize, f: F) {
     if let Some(msg) = explore_capped(cap, f) {
         panic!("loom found a failing execution: {msg}");
+    }
+}
+
+// Outcome coverage and thread assignments.
+//
+// Loom's DPOR remembers only the last access to each atomic, so a thread that loads a
+// location and then stores to it (test-then-set, or a probe followed by a CAS) hides its
+// conflict with another thread's earlier load of that location, and the backtrack that would
+// run it before that load is never taken (tokio-rs/loom#166). With `spawn`'s registration
+// handshake the spawned thread runs first unless loom preempts it, so interleavings that
+// need the main thread's operation before the spawned one's can go unexplored. The models
+// therefore run their race in both thread assignments, label the outcome of each execution
+// with [`reached`], and fail unless every outcome of the serial orders was reached: a model
+// whose search never reaches a racy order would otherwise pass while proving little.
+thread_local! {
+    /// Outcomes reached by the executions of the current model (all its assignments).
+    static SEEN: RefCell<BTreeSet<&'static str>> = const { RefCell::new(BTreeSet::new()) };
+}
+
+/// Records that the current execution reached outcome `label`. (Loom runs all the
+/// executions of a test on the test's OS thread, so a std thread-local collects them; loom
+/// does not see it.)
+pub fn reached(label: &'static str) {
+    SEEN.with(|s| s.borrow_mut().insert(label));
+}
+
+/// Runs `a` and `b` concurrently, `a` on a spawned thread and `b` on the calling thread, or
+/// the other way round if `swapped`; returns their results as `(a, b)`.
+pub fn race<A, B>(
+    swapped: bool,
+    a: impl FnOnce() -> A + Send + 'static,
+    b: impl FnOnce() -> B + Send + 'static,
+) -> (A, B)
+where
+    A: Send + 'static,
+    B: Send + 'static,
+{
+    if swapped {
+        let t = spawn(b);
+        let ra = a();
+        (ra, t.join())
+    } else {
+        let t = spawn(a);
+        let rb = b();
+        (t.join(), rb)
+    }
+}
+
+/// Explores `body(false)` and `body(true)` (the two thread assignments of its [`race`]) with
+/// [`explore_capped`] at preemption bound `cap` (unless `LINEMAP_LOOM_FULL` is set), then
+/// fails if either had a failing execution (reporting both) or if their executions together
+/// did not reach every outcome in `expect`.
+pub fn model_both_ways(cap: usize, expect: &[&'static str], body: fn(bool)) {
+    model_ways(cap, &[false, true], expect, body);
+}
+
+/// [`model_both_ways`] restricted to the thread assignments in `ways` (`false`: `a` of the
+/// race on the spawned thread). For models whose one assignment already reaches every
+/// outcome and whose other would double a long search.
+pub fn model_ways(cap: usize, ways: &[bool], expect: &[&'static str], body: fn(bool)) {
+    SEEN.with(|s| s.borrow_mut().clear());
+    let mut all = BTreeSet::new();
+    let mut failures = Vec::new();
+    for &swapped in ways {
+        if let Some(m) = explore_capped(cap, move || body(swapped)) {
+            failures.push(format!("\n  with the race swapped = {swapped}: {m}"));
+        }
+        let seen = SEEN.with(|s| std::mem::take(&mut *s.borrow_mut()));
+        eprintln!("  swapped = {swapped}: outcomes reached {seen:?}");
+        all.extend(seen);
+    }
+    eprintln!("outcomes reached: {all:?}");
+    if !failures.is_empty() {
+        panic!("loom found failing executions:{}", failures.concat());
+    }
+    for e in expect {
+        assert!(
+            all.contains(e),
+            "no execution reached the outcome {e:?} (reached: {all:?})"
+        );
     }
 }
 

@@ -1,32 +1,50 @@
-//! Loom model 5: a resize migration racing a get, a remove, a replace and an insert.
+//! Loom model 5: a resize migration racing a get, a remove, a replace and an insert. Each
+//! runs its race in both thread assignments and fails unless every outcome was reached.
 //!
-//! The write races explore ~185 000 executions each at preemption bound 3 (minutes of CPU
-//! apiece): CI runs the remove race (the freeze protocol against a writer) at bound 3 and caps
-//! the replace and insert races at bound 2; `LINEMAP_LOOM_FULL=1 bash .ci/loom` runs every
-//! model at the full bound (see docs/verification.md).
+//! The write races explore ~185 000 executions per assignment at preemption bound 3 (minutes
+//! of CPU apiece): CI runs the remove race (the freeze protocol against a writer) at bound 3
+//! and caps the replace and insert races at bound 2; `LINEMAP_LOOM_FULL=1 bash .ci/loom`
+//! runs every model at the full bound (see docs/verification.md).
 #![cfg(loom)]
 
-use linemap_loom_tests::{model, model_capped, models};
+use linemap_loom_tests::{model_both_ways, models};
 
-/// The preemption bound of the migration write races in CI.
+/// The preemption bound of the get and remove races.
+const BOUND: usize = 3;
+
+/// The preemption bound of the replace and insert races in CI.
 const WRITE_RACE_BOUND: usize = 2;
 
 #[test]
 fn migration_vs_get() {
-    model(models::migration_vs_get);
+    let mut expect = models::PHASES.to_vec();
+    expect.extend(models::MIGRATION_VS_GET);
+    model_both_ways(BOUND, &expect, models::migration_vs_get);
 }
 
 #[test]
 fn migration_vs_remove() {
-    model(models::migration_vs_remove);
+    let mut expect = models::PHASES.to_vec();
+    expect.extend(models::MIGRATION_VS_REMOVE);
+    model_both_ways(BOUND, &expect, models::migration_vs_remove);
 }
 
 #[test]
 fn migration_vs_replace() {
-    model_capped(WRITE_RACE_BOUND, models::migration_vs_replace);
+    model_both_ways(
+        WRITE_RACE_BOUND,
+        &models::PHASES,
+        models::migration_vs_replace,
+    );
 }
 
 #[test]
 fn migration_vs_insert() {
-    model_capped(WRITE_RACE_BOUND, models::migration_vs_insert);
+    // Both inserts find the table full and wait for the migration: neither ends before the
+    // new table is current.
+    model_both_ways(
+        WRITE_RACE_BOUND,
+        &models::PHASES[1..],
+        models::migration_vs_insert,
+    );
 }

@@ -12,7 +12,7 @@ use linemap_loom_tests::{assert_rejected, knobs, models};
 fn relaxed_tag_publication_is_rejected() {
     assert_rejected(
         &knobs::RELAXED_TAG_PUBLISH,
-        models::insert_vs_get,
+        || models::insert_vs_get(false),
         "!raw.is_null()",
     );
 }
@@ -23,7 +23,7 @@ fn relaxed_tag_publication_is_rejected() {
 fn skipped_pending_entry_check_is_rejected() {
     assert_rejected(
         &knobs::SKIP_PENDING_CHECK,
-        models::insert_vs_insert,
+        || models::insert_vs_insert(false),
         "two inserts not linearizable",
     );
 }
