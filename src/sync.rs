@@ -66,6 +66,31 @@ pub mod __loom_knobs {
     /// checking whether they hold the key.
     pub static SKIP_PENDING_CHECK: AtomicBool = AtomicBool::new(false);
 
+    /// A waiter for a cache load does not set the `sleepers` flag before it blocks on the
+    /// load's condition variable (so `publish` does not notify it).
+    pub static SKIP_SLEEPERS_FLAG: AtomicBool = AtomicBool::new(false);
+
+    std::thread_local! {
+        /// Times a waiter blocked on a load's condition variable, on this OS thread (loom
+        /// runs all of a model's threads on the test's thread): the models' coverage check.
+        static SLEEPS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    /// How many times a waiter blocked on a load's condition variable in this test's
+    /// executions so far.
+    pub fn sleeps() -> usize {
+        SLEEPS.with(std::cell::Cell::get)
+    }
+
+    /// Called by a waiter that set `sleepers` and is about to block: counts the sleep, and
+    /// clears the flag again if `SKIP_SLEEPERS_FLAG` is on.
+    pub(crate) fn before_sleep(sleepers: &mut bool) {
+        SLEEPS.with(|n| n.set(n.get() + 1));
+        if SKIP_SLEEPERS_FLAG.load(Ordering::Relaxed) {
+            *sleepers = false;
+        }
+    }
+
     /// The ordering of an insert's tag publication.
     pub(crate) fn tag_publish() -> Ordering {
         if RELAXED_TAG_PUBLISH.load(Ordering::Relaxed) {

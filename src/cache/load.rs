@@ -103,6 +103,8 @@ impl<V: Clone> Pending<V> {
             match &s.state {
                 State::Loading => {
                     s.sleepers = true;
+                    #[cfg(loom)]
+                    crate::sync::__loom_knobs::before_sleep(&mut s.sleepers);
                     s = self.ready.wait(s).unwrap_or_else(|e| e.into_inner());
                 }
                 State::Done(v) => return Some(v.clone()),
