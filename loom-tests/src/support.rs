@@ -68,6 +68,8 @@ thread_local! {
     static DROPPED: Cell<usize> = const { Cell::new(0) };
     /// Executions explored by the current model.
     static EXECUTIONS: Cell<usize> = const { Cell::new(0) };
+    /// Executions and run time of the last [`explore_capped`] on this thread.
+    static LAST_RUN: Cell<(usize, std::time::Duration)> = const { Cell::new((0, std::time::Duration::ZERO)) };
 }
 
 fn message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -218,12 +220,9 @@ pub fn explore_capped<F: Fn() + Sync + Send + 'static>(cap: usize, f: F) -> Opti
         }
     });
     check_drops();
-    eprintln!(
-        "loom: {} executions in {:.1?} (preemption bound {})",
-        EXECUTIONS.with(Cell::get),
-        start.elapsed(),
-        bound
-    );
+    let (n, took) = (EXECUTIONS.with(Cell::get), start.elapsed());
+    LAST_RUN.with(|r| r.set((n, took)));
+    eprintln!("loom: {n} executions in {took:.1?} (preemption bound {bound})");
     FIRST_PANIC.with(|p| p.borrow_mut().take())
 }
 
@@ -301,15 +300,23 @@ pub fn model_ways(cap: usize, ways: &[bool], expect: &[&'static str], body: fn(b
     SEEN.with(|s| s.borrow_mut().clear());
     let mut all = BTreeSet::new();
     let mut failures = Vec::new();
+    let (mut executions, mut took) = (0, std::time::Duration::ZERO);
     for &swapped in ways {
         if let Some(m) = explore_capped(cap, move || body(swapped)) {
             failures.push(format!("\n  with the race swapped = {swapped}: {m}"));
         }
+        let (n, t) = LAST_RUN.with(Cell::get);
+        (executions, took) = (executions + n, took + t);
         let seen = SEEN.with(|s| std::mem::take(&mut *s.borrow_mut()));
         eprintln!("  swapped = {swapped}: outcomes reached {seen:?}");
         all.extend(seen);
     }
     eprintln!("outcomes reached: {all:?}");
+    eprintln!(
+        "model total: {}: {executions} executions in {took:.1?} ({} assignment(s))",
+        std::thread::current().name().unwrap_or("?"),
+        ways.len()
+    );
     if !failures.is_empty() {
         panic!("loom found failing executions:{}", failures.concat());
     }
