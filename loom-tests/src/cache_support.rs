@@ -58,9 +58,23 @@ pub type Event = (u64, u64, RemovalCause);
 /// The eviction listener's log (a std mutex: the listener runs no loom operation while it
 /// holds it, so no loom thread can be switched out with it held).
 #[derive(Clone, Default)]
-pub struct Log(Arc<Mutex<Vec<Event>>>);
+pub struct Log(
+    Arc<Mutex<Vec<Event>>>,
+    Arc<Mutex<Vec<loom::thread::ThreadId>>>,
+);
 
 impl Log {
+    /// Records an event and the (loom) thread the listener ran on.
+    fn push(&self, e: Event) {
+        self.0.lock().unwrap().push(e);
+        self.1.lock().unwrap().push(loom::thread::current().id());
+    }
+
+    /// The threads the listener ran on, one per event, in the order of [`Log::events`].
+    pub fn threads(&self) -> Vec<loom::thread::ThreadId> {
+        self.1.lock().unwrap().clone()
+    }
+
     /// Every event so far, in the order the listener saw them.
     pub fn events(&self) -> Vec<Event> {
         self.0.lock().unwrap().clone()
@@ -79,7 +93,7 @@ pub fn new_cache(capacity: usize, clock: Option<Arc<ManualClock>>) -> (Arc<TestC
     let mut b = linemap::Cache::builder(capacity)
         .hasher(BuildHasherDefault::<KeyHasher>::default())
         .eviction_listener(move |k: &u64, v: &Val, cause| {
-            sink.0.lock().unwrap().push((*k, v.id, cause));
+            sink.push((*k, v.id, cause));
         });
     if let Some(c) = clock {
         b = b.clock(c);
@@ -96,7 +110,7 @@ pub fn new_weighed_cache(capacity: usize, budget: u64) -> (Arc<TestCache>, Log) 
         .hasher(BuildHasherDefault::<KeyHasher>::default())
         .weigher(budget, |_: &u64, v: &Val| (v.id % 10) as u32)
         .eviction_listener(move |k: &u64, v: &Val, cause| {
-            sink.0.lock().unwrap().push((*k, v.id, cause));
+            sink.push((*k, v.id, cause));
         });
     (Arc::new(b.build()), log)
 }

@@ -249,26 +249,40 @@ fn expired_purge_vs_insert() {
     );
 }
 
+/// The outcomes of 2c: which thread removed the expired entry (the listener runs on it).
+const EXPIRED_HAND: [&str; 2] = ["the hand removed v10", "the get removed v10"];
+
 /// 2c. Capacity 1, key 1 expired: `insert(2, v20)` (a new key: the hand finds the expired
 ///     entry and removes it as `Expired`) against `get(1)` (which removes it too, if it gets
 ///     there first). The get returns nothing; v10 is told exactly once, as `Expired`, never
-///     as `Capacity`; key 2 stays.
+///     as `Capacity`; key 2 stays. Both removers are reached (the listener runs on the
+///     thread that removed the entry).
 fn expired_hand_vs_get_body(swapped: bool) {
     let (cache, log) = expired_cache();
     let (c1, c2) = (share(&cache), share(&cache));
-    let ((), got) = race(
+    let (inserter, (got, getter)) = race(
         swapped,
-        move || c1.insert(2, Val::new(20)),
-        move || c2.get(&1).map(|v| v.id),
+        move || {
+            c1.insert(2, Val::new(20));
+            loom::thread::current().id()
+        },
+        move || (c2.get(&1).map(|v| v.id), loom::thread::current().id()),
     );
     assert_eq!(got, None, "get(1) returned an expired value");
     let events = check_end(&cache, &log, &[1, 2], &[(2, 20)], &[10, 20]);
     assert_eq!(events, vec![(1, 10, Expired)]);
+    let by = log.threads()[0];
+    reached(if by == inserter {
+        EXPIRED_HAND[0]
+    } else {
+        assert_eq!(by, getter, "the listener ran on neither racing thread");
+        EXPIRED_HAND[1]
+    });
 }
 
 #[test]
 fn expired_hand_vs_get() {
-    model_both_ways(BOUND, &[], expired_hand_vs_get_body);
+    model_both_ways(BOUND, &EXPIRED_HAND, expired_hand_vs_get_body);
 }
 
 // ---------------------------------------------------------------------------------------
