@@ -204,7 +204,7 @@ where
     /// Registers a load of `key` (hash `hash`) or joins the one in flight.
     pub(crate) fn join(&self, key: &K, hash: u64, rehash: Rehash<'_, K>, guard: &Guard) -> Role<V> {
         let mine = Arc::new(Pending::new());
-        let mut fresh = Some(Box::new(Entry {
+        let mut fresh = Some(crate::reclaim::boxed(Entry {
             key: key.clone(),
             value: Arc::clone(&mine),
         }));

@@ -804,7 +804,7 @@ where
     ) -> bool {
         let expires = self.deadline(ttl);
         let weight = self.weigher.as_ref().map_or(0, |w| (w.weigh)(&key, &value));
-        let mut entry = Box::new(Entry {
+        let mut entry = crate::reclaim::boxed(Entry {
             key,
             value: Node::new(value, expires, store.version()),
         });
