@@ -1569,3 +1569,145 @@ fn capacity_zero_with_a_weigher_stores_nothing() {
     assert_eq!(cache.weight(), 0);
     assert_eq!(reported.load(Ordering::Relaxed), 3);
 }
+
+// ---------------------------------------------------------------------------------------
+// A removal during a load: the loaded value may predate the change the removal announces,
+// so it is returned to its callers but not cached.
+
+#[test]
+fn a_remove_during_a_load_keeps_the_loaded_value_out() {
+    let cache: Cache<u32, &str> = Cache::new(10);
+    // The loader itself removes the key, as a writer on another thread would while the
+    // source is read: the load is in flight (registered) when the removal lands.
+    let got = cache.get_or_insert_with(1, || {
+        assert_eq!(cache.remove(&1), None);
+        "read before the write"
+    });
+    assert_eq!(
+        got, "read before the write",
+        "the caller still gets its value"
+    );
+    assert_eq!(cache.get(&1), None, "but the cache does not keep it");
+    assert_eq!(cache.stats().loads_not_stored, 1);
+    // A load that no removal crosses is stored as usual.
+    assert_eq!(cache.get_or_insert_with(1, || "fresh"), "fresh");
+    assert_eq!(cache.get(&1), Some("fresh"));
+}
+
+#[test]
+fn remove_versioned_and_clear_during_a_load_keep_it_out_too() {
+    let cache: Cache<u32, u32> = Cache::new(10);
+    let got = cache.get_or_insert_with(1, || {
+        assert!(!cache.remove_versioned(&1, 7));
+        10
+    });
+    assert_eq!((got, cache.get(&1)), (10, None));
+    let got = cache.get_or_insert_with(2, || {
+        cache.clear();
+        20
+    });
+    assert_eq!((got, cache.get(&2)), (20, None));
+    assert_eq!(cache.stats().loads_not_stored, 2);
+    // A removal of another key leaves the load alone.
+    let got = cache.get_or_insert_with(3, || {
+        cache.remove(&4);
+        30
+    });
+    assert_eq!((got, cache.get(&3)), (30, Some(30)));
+}
+
+#[test]
+fn callers_after_a_remove_start_a_new_load_instead_of_joining_the_stale_one() {
+    let cache: Arc<Cache<u32, &'static str>> = Arc::new(Cache::new(10));
+    let loads = Arc::new(AtomicUsize::new(0));
+    let (in_load, release) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let first = {
+        let (cache, loads, in_load, release) = (
+            Arc::clone(&cache),
+            Arc::clone(&loads),
+            Arc::clone(&in_load),
+            Arc::clone(&release),
+        );
+        std::thread::spawn(move || {
+            cache.get_or_insert_with(1, || {
+                loads.fetch_add(1, Ordering::SeqCst);
+                in_load.store(true, Ordering::SeqCst);
+                wait_until("the release of the first load", || {
+                    release.load(Ordering::SeqCst)
+                });
+                "old row"
+            })
+        })
+    };
+    wait_until("the first load to start", || in_load.load(Ordering::SeqCst));
+    // The row changes; the writer invalidates while the first load is still reading.
+    cache.remove(&1);
+    // A caller that arrives now must not wait for (and get) the old row: it loads again,
+    // while the first load is still blocked.
+    let second = guarded(
+        "a second load that does not join the stale one",
+        Duration::from_secs(60),
+        {
+            let (cache, loads) = (Arc::clone(&cache), Arc::clone(&loads));
+            move || {
+                cache.get_or_insert_with(1, || {
+                    loads.fetch_add(1, Ordering::SeqCst);
+                    "new row"
+                })
+            }
+        },
+    );
+    assert_eq!(second, "new row");
+    release.store(true, Ordering::SeqCst);
+    assert_eq!(first.join().unwrap(), "old row");
+    assert_eq!(loads.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        cache.get(&1),
+        Some("new row"),
+        "the old row never replaces the new one"
+    );
+}
+
+#[test]
+fn removes_racing_loads_never_leave_a_value_loaded_before_them() {
+    // Each round: a loader reads "the source" (an epoch counter) inside its load; a writer
+    // bumps the epoch and then removes the key. Whatever the interleaving, once both are
+    // done the cache must not hold a value read before the last bump.
+    let source = Arc::new(AtomicU64::new(0));
+    for round in 0..2_000u64 {
+        let cache: Arc<Cache<u64, u64>> = Arc::new(Cache::new(4));
+        let barrier = Arc::new(Barrier::new(2));
+        let loader = {
+            let (cache, source, barrier) = (
+                Arc::clone(&cache),
+                Arc::clone(&source),
+                Arc::clone(&barrier),
+            );
+            std::thread::spawn(move || {
+                barrier.wait();
+                cache.get_or_insert_with(round, || {
+                    let v = source.load(Ordering::SeqCst);
+                    // Widen the window between reading the source and storing the value.
+                    for _ in 0..round % 4 {
+                        std::thread::yield_now();
+                    }
+                    v
+                })
+            })
+        };
+        barrier.wait();
+        source.fetch_add(1, Ordering::SeqCst);
+        cache.remove(&round);
+        let now = source.load(Ordering::SeqCst);
+        loader.join().unwrap();
+        if let Some(v) = cache.get(&round) {
+            assert_eq!(
+                v, now,
+                "round {round}: a value read before the remove stayed cached"
+            );
+        }
+    }
+}

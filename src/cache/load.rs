@@ -15,7 +15,7 @@
 //! The outcome is published under the `Pending`'s mutex and waiters wait on its condition
 //! variable: this is the one blocking wait in the crate, and it only ever waits for a load.
 
-use crate::sync::{current_thread_id, pin, Condvar, Guard, Mutex, ThreadId};
+use crate::sync::{current_thread_id, pin, AtomicBool, Condvar, Guard, Mutex, Ordering, ThreadId};
 use crate::table::{Entry, Op, RawTable, Rehash};
 use std::hash::Hash;
 use std::sync::Arc;
@@ -45,6 +45,27 @@ pub(crate) struct Pending<V> {
     ready: Condvar,
     /// The loader's thread, to turn a loader that waits for itself into a clear panic.
     loader: ThreadId,
+    /// Set by a removal of the key (or `clear`) while the load is in flight: the loader may
+    /// have read the source before the write that the removal announces, so its value must
+    /// not be cached (see `Cache::end_load`). Callers that arrive after it is set start a
+    /// new load instead of joining this one.
+    stale: AtomicBool,
+}
+
+impl<V> Pending<V> {
+    /// Marks the load stale (see [`Pending::stale`]). The caller issues a SeqCst fence after
+    /// it, before it looks for the key in the cache.
+    fn invalidate(&self) {
+        // Relaxed: ordered by the SeqCst fences of `Cache::invalidate_loads` and
+        // `Cache::store_loaded` (a store-buffering pair: see there).
+        self.stale.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a removal marked this load stale.
+    pub(crate) fn is_stale(&self) -> bool {
+        // Relaxed: see `invalidate`.
+        self.stale.load(Ordering::Relaxed)
+    }
 }
 
 impl<V: Clone> Pending<V> {
@@ -57,6 +78,7 @@ impl<V: Clone> Pending<V> {
             }),
             ready: Condvar::new(),
             loader: current_thread_id(),
+            stale: AtomicBool::new(false),
         }
     }
 
@@ -194,6 +216,18 @@ impl<K, V> Loads<K, V> {
             table: RawTable::with_capacity(LOADS_CAPACITY),
         }
     }
+
+    /// Marks the load of the key that `eq` matches (hash `hash`), if one is in flight, stale.
+    pub(crate) fn invalidate(&self, hash: u64, eq: impl FnMut(&K) -> bool, guard: &Guard) {
+        if let Some(e) = self.table.find(hash, eq, guard) {
+            e.value.invalidate();
+        }
+    }
+
+    /// Marks every load in flight stale.
+    pub(crate) fn invalidate_all(&self, guard: &Guard) {
+        self.table.for_each(guard, |e| e.value.invalidate());
+    }
 }
 
 impl<K, V> Loads<K, V>
@@ -215,8 +249,13 @@ where
                 let spare = spare.or_else(|| fresh.take());
                 match cur {
                     // A finished load whose unregistration unwound (a panicking `Eq` or
-                    // `Hash` in `finish`): replace the stale registration.
-                    Some(e) if e.value.finished() => Op::Put(spare.expect("entry")),
+                    // `Hash` in `finish`), or one that a removal made stale: replace the
+                    // registration. (A stale load still finishes and hands its value to
+                    // the callers that joined it before the removal; it unregisters only its
+                    // own registration.)
+                    Some(e) if e.value.is_stale() || e.value.finished() => {
+                        Op::Put(spare.expect("entry"))
+                    }
                     Some(_) => {
                         fresh = spare;
                         Op::Keep

@@ -13,7 +13,7 @@ pub use stats::CacheStats;
 pub use time::{Clock, ManualClock, SystemClock};
 
 use crate::clock::{Found, Ring};
-use crate::sync::{pin, spin_hint, AtomicU64, Guard, Ordering};
+use crate::sync::{fence, pin, spin_hint, AtomicU64, Guard, Ordering};
 use crate::table::{Entry, Op, RawTable};
 use crate::DefaultHashBuilder;
 use crossbeam_utils::CachePadded;
@@ -792,6 +792,7 @@ where
     /// ```
     pub fn insert_versioned(&self, key: K, value: V, version: u64) -> bool {
         self.insert_inner(key, value, None, Store::Newer(version), &pin())
+            .is_some()
     }
 
     fn insert_inner(
@@ -801,7 +802,7 @@ where
         ttl: Option<Duration>,
         store: Store,
         guard: &Guard,
-    ) -> bool {
+    ) -> Option<*const Entry<K, Node<V>>> {
         let expires = self.deadline(ttl);
         let weight = self.weigher.as_ref().map_or(0, |w| (w.weigh)(&key, &value));
         let mut entry = crate::reclaim::boxed(Entry {
@@ -827,8 +828,10 @@ where
         };
         let Ok(held) = self.reserve_weight(weight, credit, Some(&ours), guard) else {
             self.notify(&entry.key, &entry.value.value, RemovalCause::Capacity);
-            return false;
+            return None;
         };
+        // The allocation `put` installs if it stores (it moves no entry out of its box).
+        let stored: *const Entry<K, Node<V>> = &*entry;
         // Gives the reservation back unless the entry is stored, also when `put` unwinds (a
         // panicking `Eq` or `Hash`, or the `Drop` of a refused value).
         let reservation = OnDrop(Some(|| self.release_weight(weight)));
@@ -844,18 +847,18 @@ where
                     };
                     self.gone(old, cause);
                 }
-                true
+                Some(stored)
             }
             Put::Refused => {
                 if matches!(store, Store::IfAbsent) {
                     self.stats.add(Stat::LoadNotStored);
                 }
-                false
+                None
             }
             Put::NoRoom(e) => {
                 drop(reservation);
                 self.notify(&e.key, &e.value.value, RemovalCause::Capacity);
-                false
+                None
             }
         }
     }
@@ -1059,8 +1062,23 @@ where
         }
     }
 
+    /// Marks a load in flight of the key `eq` matches stale (see [`Cache::store_loaded`]);
+    /// called before the removal's own probe of the table.
+    fn invalidate_loads(&self, hash: u64, eq: impl FnMut(&K) -> bool, guard: &Guard) {
+        self.loads.invalidate(hash, eq, guard);
+        // SeqCst: the remover's half of the store-buffering pair of `store_loaded`.
+        fence(Ordering::SeqCst);
+    }
+
     /// Removes `e` (found under `guard`) if it is still the key's entry, telling the listener.
-    fn remove_exact(&self, hash: u64, e: &Entry<K, Node<V>>, cause: RemovalCause, guard: &Guard) {
+    /// Returns whether it did.
+    fn remove_exact(
+        &self,
+        hash: u64,
+        e: &Entry<K, Node<V>>,
+        cause: RemovalCause,
+        guard: &Guard,
+    ) -> bool {
         let (old, new) = self.table.rmw(
             hash,
             |k| *k == e.key,
@@ -1073,7 +1091,9 @@ where
         );
         if let (Some(old), None) = (old, new) {
             self.gone(old, cause);
+            return true;
         }
+        false
     }
 
     /// Removes `key`; returns its value if it was present and not expired.
@@ -1091,6 +1111,7 @@ where
     {
         let guard = pin();
         let hash = self.hash(key);
+        self.invalidate_loads(hash, |k| k.borrow() == key, &guard);
         let (old, _) = self.table.rmw(
             hash,
             |k| k.borrow() == key,
@@ -1125,6 +1146,8 @@ where
     {
         let guard = pin();
         let hash = self.hash(key);
+        // A load in flight read the source at an unknown version: it is not stored.
+        self.invalidate_loads(hash, |k| k.borrow() == key, &guard);
         let (old, new) = self.table.rmw(
             hash,
             |k| k.borrow() == key,
@@ -1197,6 +1220,12 @@ where
     /// assert!(cache.is_empty());
     /// ```
     pub fn clear(&self) {
+        {
+            let guard = pin();
+            self.loads.invalidate_all(&guard);
+            // SeqCst: as in `invalidate_loads`, for every load in flight.
+            fence(Ordering::SeqCst);
+        }
         self.remove_where(|_| true, RemovalCause::Removed);
     }
 
@@ -1375,9 +1404,7 @@ where
         let guard = pin();
         match r {
             Ok(v) => {
-                // Only over an absent (or expired) entry: a value inserted while we loaded is
-                // newer than what we read, and stays.
-                self.insert_inner(key.clone(), v.clone(), None, Store::IfAbsent, &guard);
+                self.store_loaded(key, &v, &duty.pending, &guard);
                 duty.finish(Some(v.clone()), &guard);
                 Ok(v)
             }
@@ -1385,6 +1412,45 @@ where
                 self.stats.add(Stat::LoadError);
                 duty.finish(None, &guard);
                 Err(e)
+            }
+        }
+    }
+
+    /// Stores a loaded value, unless the key was removed while it loaded.
+    ///
+    /// Only over an absent (or expired) entry: a value inserted while we loaded is newer than
+    /// what we read, and stays. And not if a removal of the key (or `clear`) marked the load
+    /// stale: the removal announces a write to the source that the loader may have missed.
+    /// The removal and this store race as a store-buffering pair, each side writing one
+    /// location and then reading the other's, with a SeqCst fence in between:
+    ///
+    /// ```text
+    ///   remove: stale = true;  fence(SeqCst);  remove the key's entry from the table
+    ///   loader: store entry;   fence(SeqCst);  if stale: remove the entry it stored
+    /// ```
+    ///
+    /// The fences are totally ordered. If the remover's comes first, the loader reads
+    /// `stale` (and takes its entry back out); if the loader's comes first, the remover's
+    /// probe sees the entry (and removes it). So a value loaded across a removal never stays.
+    fn store_loaded(&self, key: &K, v: &V, pending: &load::Pending<V>, guard: &Guard) {
+        if pending.is_stale() {
+            self.stats.add(Stat::LoadNotStored);
+            return;
+        }
+        let Some(e) = self.insert_inner(key.clone(), v.clone(), None, Store::IfAbsent, guard)
+        else {
+            return;
+        };
+        // SeqCst: the loader's half of the store-buffering pair above.
+        fence(Ordering::SeqCst);
+        if pending.is_stale() {
+            // SAFETY: `e` was installed under `guard`, so it is not freed before we unpin
+            // (it may have been replaced or removed since: `remove_exact` checks).
+            let e = unsafe { &*e };
+            // Both sides may see each other: then the removal already took the value out
+            // (and reported it), and it counts as stored.
+            if self.remove_exact(self.hash(key), e, RemovalCause::Removed, guard) {
+                self.stats.add(Stat::LoadNotStored);
             }
         }
     }
