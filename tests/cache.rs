@@ -1711,3 +1711,62 @@ fn removes_racing_loads_never_leave_a_value_loaded_before_them() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Loaders that say how to store their value (`Loaded`): a version, a time-to-live.
+
+#[test]
+fn a_versioned_load_replaces_only_lower_versions_written_during_it() {
+    use linemap::cache::Loaded;
+    let cache: Cache<u32, &str> = Cache::new(10);
+    // A write at version 2 lands during a load of version 5: the load is newer and wins.
+    let got = cache.get_or_try_load(1, || {
+        assert!(cache.insert_versioned(1, "write v2", 2));
+        Ok::<_, ()>(Loaded::new("load v5").with_version(5))
+    });
+    assert_eq!(got, Ok("load v5"));
+    assert_eq!(cache.get(&1), Some("load v5"));
+    assert!(
+        !cache.insert_versioned(1, "write v4", 4),
+        "stored at version 5"
+    );
+    // A write at version 7 lands during a load of version 6: the write stays.
+    let got = cache.get_or_try_load(2, || {
+        assert!(cache.insert_versioned(2, "write v7", 7));
+        Ok::<_, ()>(Loaded::new("load v6").with_version(6))
+    });
+    assert_eq!(got, Ok("load v6"));
+    assert_eq!(cache.get(&2), Some("write v7"));
+    assert_eq!(cache.stats().loads_not_stored, 1);
+    // Unversioned, the same load never replaces the write, whatever its version.
+    let got = cache.get_or_try_load(3, || {
+        assert!(cache.insert_versioned(3, "write v1", 1));
+        Ok::<_, ()>(Loaded::new("load"))
+    });
+    assert_eq!((got, cache.get(&3)), (Ok("load"), Some("write v1")));
+    assert_eq!(cache.stats().loads_not_stored, 2);
+}
+
+#[test]
+fn a_load_with_its_own_ttl_expires_on_time_and_others_keep_the_default() {
+    use linemap::cache::Loaded;
+    let clock = Arc::new(ManualClock::new());
+    let cache: Cache<u32, u32> = Cache::builder(10)
+        .time_to_live(Duration::from_secs(60))
+        .clock(Arc::clone(&clock))
+        .build();
+    let short = cache.get_or_try_load(1, || {
+        Ok::<_, ()>(Loaded::new(10).with_ttl(Duration::from_secs(5)))
+    });
+    let default = cache.get_or_try_load(2, || Ok::<_, ()>(Loaded::new(20)));
+    assert_eq!((short, default), (Ok(10), Ok(20)));
+    clock.advance(Duration::from_secs(4));
+    assert_eq!((cache.get(&1), cache.get(&2)), (Some(10), Some(20)));
+    clock.advance(Duration::from_secs(2));
+    assert_eq!((cache.get(&1), cache.get(&2)), (None, Some(20)));
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(cache.get(&2), None);
+    // An error is still never cached.
+    let err = cache.get_or_try_load(3, || Err::<Loaded<u32>, _>("down"));
+    assert_eq!((err, cache.get(&3)), (Err("down"), None));
+}

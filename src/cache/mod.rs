@@ -6,9 +6,11 @@
 #[cfg(feature = "async")]
 mod future;
 mod load;
+mod loaded;
 mod stats;
 mod time;
 
+pub use loaded::Loaded;
 pub use stats::CacheStats;
 pub use time::{Clock, ManualClock, SystemClock};
 
@@ -850,7 +852,7 @@ where
                 Some(stored)
             }
             Put::Refused => {
-                if matches!(store, Store::IfAbsent) {
+                if matches!(store, Store::IfAbsent | Store::LoadedNewer(_)) {
                     self.stats.add(Stat::LoadNotStored);
                 }
                 None
@@ -1323,6 +1325,26 @@ where
         key: K,
         load: impl FnOnce() -> Result<V, E>,
     ) -> Result<V, E> {
+        self.get_or_try_load(key, || load().map(Loaded::new))
+    }
+
+    /// Like [`Cache::get_or_try_insert_with`], with a loader that also says how to store its
+    /// value: with its own time-to-live, and with the source version it was read at (stored
+    /// then only over an absent entry or a lower version). See [`Loaded`].
+    ///
+    /// ```
+    /// use linemap::cache::Loaded;
+    ///
+    /// let cache: linemap::Cache<u32, &str> = linemap::Cache::new(100);
+    /// let v = cache.get_or_try_load(1, || Ok::<_, ()>(Loaded::new("row at v3").with_version(3)));
+    /// assert_eq!(v, Ok("row at v3"));
+    /// assert!(!cache.insert_versioned(1, "older write", 2)); // v3 is stored with its version
+    /// ```
+    pub fn get_or_try_load<E>(
+        &self,
+        key: K,
+        load: impl FnOnce() -> Result<Loaded<V>, E>,
+    ) -> Result<V, E> {
         let mut load = Some(load);
         let hash = self.hash(&key);
         loop {
@@ -1399,12 +1421,17 @@ where
         &self,
         key: &K,
         duty: load::Duty<'_, K, V, impl Fn(&K) -> u64>,
-        r: Result<V, E>,
+        r: Result<Loaded<V>, E>,
     ) -> Result<V, E> {
         let guard = pin();
         match r {
-            Ok(v) => {
-                self.store_loaded(key, &v, &duty.pending, &guard);
+            Ok(loaded) => {
+                let store = match loaded.version {
+                    Some(v) => Store::LoadedNewer(v),
+                    None => Store::IfAbsent,
+                };
+                let v = loaded.value;
+                self.store_loaded(key, &v, loaded.ttl, store, &duty.pending, &guard);
                 duty.finish(Some(v.clone()), &guard);
                 Ok(v)
             }
@@ -1418,8 +1445,8 @@ where
 
     /// Stores a loaded value, unless the key was removed while it loaded.
     ///
-    /// Only over an absent (or expired) entry: a value inserted while we loaded is newer than
-    /// what we read, and stays. And not if a removal of the key (or `clear`) marked the load
+    /// Only over an absent (or expired) entry, or with a version over a lower one
+    /// (`store`): a value inserted while we loaded is newer than what we read, and stays. And not if a removal of the key (or `clear`) marked the load
     /// stale: the removal announces a write to the source that the loader may have missed.
     /// The removal and this store race as a store-buffering pair, each side writing one
     /// location and then reading the other's, with a SeqCst fence in between:
@@ -1432,13 +1459,20 @@ where
     /// The fences are totally ordered. If the remover's comes first, the loader reads
     /// `stale` (and takes its entry back out); if the loader's comes first, the remover's
     /// probe sees the entry (and removes it). So a value loaded across a removal never stays.
-    fn store_loaded(&self, key: &K, v: &V, pending: &load::Pending<V>, guard: &Guard) {
+    fn store_loaded(
+        &self,
+        key: &K,
+        v: &V,
+        ttl: Option<Duration>,
+        store: Store,
+        pending: &load::Pending<V>,
+        guard: &Guard,
+    ) {
         if pending.is_stale() {
             self.stats.add(Stat::LoadNotStored);
             return;
         }
-        let Some(e) = self.insert_inner(key.clone(), v.clone(), None, Store::IfAbsent, guard)
-        else {
+        let Some(e) = self.insert_inner(key.clone(), v.clone(), ttl, store, guard) else {
             return;
         };
         // SeqCst: the loader's half of the store-buffering pair above.
@@ -1522,13 +1556,15 @@ enum Store {
     Newer(u64),
     /// Keep it (a loader's store: a value inserted while the load ran is newer).
     IfAbsent,
+    /// Replace it only if its version is lower (a loader's store of a versioned value).
+    LoadedNewer(u64),
 }
 
 impl Store {
     /// The version the new entry carries.
     fn version(self) -> u64 {
         match self {
-            Store::Newer(v) => v,
+            Store::Newer(v) | Store::LoadedNewer(v) => v,
             Store::Always | Store::IfAbsent => 0,
         }
     }
@@ -1537,7 +1573,7 @@ impl Store {
     fn keeps(self, stored: u64) -> bool {
         match self {
             Store::Always => false,
-            Store::Newer(v) => v <= stored,
+            Store::Newer(v) | Store::LoadedNewer(v) => v <= stored,
             Store::IfAbsent => true,
         }
     }
