@@ -1345,14 +1345,39 @@ where
         key: K,
         load: impl FnOnce() -> Result<Loaded<V>, E>,
     ) -> Result<V, E> {
-        let mut load = Some(load);
         let hash = self.hash(&key);
+        // The hit is all that is inlined into the caller; the miss path is out of line, so
+        // that a hit does not pay for its stack frame.
+        let guard = pin();
+        if let Some(n) = self.get_in(&key, hash, &guard) {
+            return Ok(n.value.clone());
+        }
+        self.load_after_miss(key, hash, guard, load)
+    }
+
+    /// The rest of [`Cache::get_or_try_load`] after its first look missed, under the same
+    /// pin (`guard`) for the registration.
+    #[inline(never)]
+    fn load_after_miss<E>(
+        &self,
+        key: K,
+        hash: u64,
+        guard: Guard,
+        load: impl FnOnce() -> Result<Loaded<V>, E>,
+    ) -> Result<V, E> {
+        let mut load = Some(load);
+        let mut step = self.join_load(&key, hash, &guard);
+        // The loader or waiter runs unpinned (see `begin_load`).
+        drop(guard);
         loop {
-            let pending = match self.begin_load(&key, hash) {
+            let pending = match step {
                 load::Step::Hit(v) => return Ok(v),
                 load::Step::Wait(p) => match p.wait() {
                     Some(v) => return Ok(v),
-                    None => continue,
+                    None => {
+                        step = self.begin_load(&key, hash);
+                        continue;
+                    }
                 },
                 load::Step::Load(p) => p,
             };
