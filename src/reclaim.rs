@@ -59,7 +59,7 @@ pub(crate) fn boxed<T>(value: T) -> Box<T> {
 ///
 /// # Safety
 /// `p` must be a `Box<T>` turned into a raw pointer, with no other reference to it.
-unsafe fn free<T>(p: *mut T) {
+pub(crate) unsafe fn free<T>(p: *mut T) {
     // The collector runs this on whichever thread happens to collect, where a panic from a
     // user's Drop would unwind through crossbeam-epoch's internals. Catch it: the fields not
     // yet dropped are dropped during the unwind, and the panic has already been reported by

@@ -1428,7 +1428,7 @@ where
         &'a self,
         key: &'a K,
         hash: u64,
-        pending: std::sync::Arc<load::Pending<V>>,
+        pending: load::PendingRef<V>,
     ) -> load::Duty<'a, K, V, impl Fn(&K) -> u64 + 'a> {
         load::Duty {
             loads: &self.loads,
