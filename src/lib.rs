@@ -41,6 +41,7 @@ pub mod cache;
 mod clock;
 mod counter;
 mod map;
+mod reclaim;
 mod sync;
 #[cfg(loom)]
 #[doc(hidden)]

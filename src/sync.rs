@@ -6,10 +6,14 @@
 //! same switch through its own `crossbeam_loom` cfg (set together with `loom` by `.ci/loom`).
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, AtomicUsize};
+pub(crate) use std::sync::atomic::{
+    fence, AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize,
+};
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, AtomicUsize};
+pub(crate) use loom::sync::atomic::{
+    fence, AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize,
+};
 
 pub(crate) use std::sync::atomic::Ordering;
 
@@ -100,13 +104,10 @@ pub mod __loom_knobs {
         }
     }
 
-    /// The tag `probe_write` acts on: an unpublished tag (0) becomes 1, which matches no key.
-    pub(crate) fn pending_tag(t: u8) -> u8 {
-        if t == 0 && SKIP_PENDING_CHECK.load(Ordering::Relaxed) {
-            1
-        } else {
-            t
-        }
+    /// Whether `probe_write` skips entries whose tag is not published yet (the check that
+    /// keeps two racing inserts of one key from both inserting).
+    pub(crate) fn skip_pending() -> bool {
+        SKIP_PENDING_CHECK.load(Ordering::Relaxed)
     }
 }
 

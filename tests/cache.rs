@@ -721,9 +721,15 @@ fn every_value_is_reported_once_and_dropped_once() {
             assert_eq!(st.evicted_capacity, count(RemovalCause::Capacity));
             assert_eq!(st.evicted_expired, count(RemovalCause::Expired));
             assert_eq!(st.removed, count(RemovalCause::Removed));
-            assert_eq!(
+            // `Removed` reports: every remove that returned a value, plus loaded values that a
+            // loader stored just as a remove of its key marked the load stale, and took back
+            // out (counted in `loads_not_stored`, like loaded values never stored).
+            let user_removes = (removes_some.into_inner() + removes_versioned.into_inner()) as u64;
+            assert!(
+                st.removed >= user_removes && st.removed <= user_removes + st.loads_not_stored,
+                "removed {} vs {user_removes} removes and {} loads not stored",
                 st.removed,
-                (removes_some.into_inner() + removes_versioned.into_inner()) as u64
+                st.loads_not_stored
             );
             assert!(loaded_stored > 0, "no loaded value was ever stored");
             let stored = stored + loaded_stored;
@@ -1568,4 +1574,205 @@ fn capacity_zero_with_a_weigher_stores_nothing() {
     assert!(cache.is_empty());
     assert_eq!(cache.weight(), 0);
     assert_eq!(reported.load(Ordering::Relaxed), 3);
+}
+
+// ---------------------------------------------------------------------------------------
+// A removal during a load: the loaded value may predate the change the removal announces,
+// so it is returned to its callers but not cached.
+
+#[test]
+fn a_remove_during_a_load_keeps_the_loaded_value_out() {
+    let cache: Cache<u32, &str> = Cache::new(10);
+    // The loader itself removes the key, as a writer on another thread would while the
+    // source is read: the load is in flight (registered) when the removal lands.
+    let got = cache.get_or_insert_with(1, || {
+        assert_eq!(cache.remove(&1), None);
+        "read before the write"
+    });
+    assert_eq!(
+        got, "read before the write",
+        "the caller still gets its value"
+    );
+    assert_eq!(cache.get(&1), None, "but the cache does not keep it");
+    assert_eq!(cache.stats().loads_not_stored, 1);
+    // A load that no removal crosses is stored as usual.
+    assert_eq!(cache.get_or_insert_with(1, || "fresh"), "fresh");
+    assert_eq!(cache.get(&1), Some("fresh"));
+}
+
+#[test]
+fn remove_versioned_and_clear_during_a_load_keep_it_out_too() {
+    let cache: Cache<u32, u32> = Cache::new(10);
+    let got = cache.get_or_insert_with(1, || {
+        assert!(!cache.remove_versioned(&1, 7));
+        10
+    });
+    assert_eq!((got, cache.get(&1)), (10, None));
+    let got = cache.get_or_insert_with(2, || {
+        cache.clear();
+        20
+    });
+    assert_eq!((got, cache.get(&2)), (20, None));
+    assert_eq!(cache.stats().loads_not_stored, 2);
+    // A removal of another key leaves the load alone.
+    let got = cache.get_or_insert_with(3, || {
+        cache.remove(&4);
+        30
+    });
+    assert_eq!((got, cache.get(&3)), (30, Some(30)));
+}
+
+#[test]
+fn callers_after_a_remove_start_a_new_load_instead_of_joining_the_stale_one() {
+    let cache: Arc<Cache<u32, &'static str>> = Arc::new(Cache::new(10));
+    let loads = Arc::new(AtomicUsize::new(0));
+    let (in_load, release) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let first = {
+        let (cache, loads, in_load, release) = (
+            Arc::clone(&cache),
+            Arc::clone(&loads),
+            Arc::clone(&in_load),
+            Arc::clone(&release),
+        );
+        std::thread::spawn(move || {
+            cache.get_or_insert_with(1, || {
+                loads.fetch_add(1, Ordering::SeqCst);
+                in_load.store(true, Ordering::SeqCst);
+                wait_until("the release of the first load", || {
+                    release.load(Ordering::SeqCst)
+                });
+                "old row"
+            })
+        })
+    };
+    wait_until("the first load to start", || in_load.load(Ordering::SeqCst));
+    // The row changes; the writer invalidates while the first load is still reading.
+    cache.remove(&1);
+    // A caller that arrives now must not wait for (and get) the old row: it loads again,
+    // while the first load is still blocked.
+    let second = guarded(
+        "a second load that does not join the stale one",
+        Duration::from_secs(60),
+        {
+            let (cache, loads) = (Arc::clone(&cache), Arc::clone(&loads));
+            move || {
+                cache.get_or_insert_with(1, || {
+                    loads.fetch_add(1, Ordering::SeqCst);
+                    "new row"
+                })
+            }
+        },
+    );
+    assert_eq!(second, "new row");
+    release.store(true, Ordering::SeqCst);
+    assert_eq!(first.join().unwrap(), "old row");
+    assert_eq!(loads.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        cache.get(&1),
+        Some("new row"),
+        "the old row never replaces the new one"
+    );
+}
+
+#[test]
+fn removes_racing_loads_never_leave_a_value_loaded_before_them() {
+    // Each round: a loader reads "the source" (an epoch counter) inside its load; a writer
+    // bumps the epoch and then removes the key. Whatever the interleaving, once both are
+    // done the cache must not hold a value read before the last bump.
+    let source = Arc::new(AtomicU64::new(0));
+    for round in 0..2_000u64 {
+        let cache: Arc<Cache<u64, u64>> = Arc::new(Cache::new(4));
+        let barrier = Arc::new(Barrier::new(2));
+        let loader = {
+            let (cache, source, barrier) = (
+                Arc::clone(&cache),
+                Arc::clone(&source),
+                Arc::clone(&barrier),
+            );
+            std::thread::spawn(move || {
+                barrier.wait();
+                cache.get_or_insert_with(round, || {
+                    let v = source.load(Ordering::SeqCst);
+                    // Widen the window between reading the source and storing the value.
+                    for _ in 0..round % 4 {
+                        std::thread::yield_now();
+                    }
+                    v
+                })
+            })
+        };
+        barrier.wait();
+        source.fetch_add(1, Ordering::SeqCst);
+        cache.remove(&round);
+        let now = source.load(Ordering::SeqCst);
+        loader.join().unwrap();
+        if let Some(v) = cache.get(&round) {
+            assert_eq!(
+                v, now,
+                "round {round}: a value read before the remove stayed cached"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Loaders that say how to store their value (`Loaded`): a version, a time-to-live.
+
+#[test]
+fn a_versioned_load_replaces_only_lower_versions_written_during_it() {
+    use linemap::cache::Loaded;
+    let cache: Cache<u32, &str> = Cache::new(10);
+    // A write at version 2 lands during a load of version 5: the load is newer and wins.
+    let got = cache.get_or_try_load(1, || {
+        assert!(cache.insert_versioned(1, "write v2", 2));
+        Ok::<_, ()>(Loaded::new("load v5").with_version(5))
+    });
+    assert_eq!(got, Ok("load v5"));
+    assert_eq!(cache.get(&1), Some("load v5"));
+    assert!(
+        !cache.insert_versioned(1, "write v4", 4),
+        "stored at version 5"
+    );
+    // A write at version 7 lands during a load of version 6: the write stays.
+    let got = cache.get_or_try_load(2, || {
+        assert!(cache.insert_versioned(2, "write v7", 7));
+        Ok::<_, ()>(Loaded::new("load v6").with_version(6))
+    });
+    assert_eq!(got, Ok("load v6"));
+    assert_eq!(cache.get(&2), Some("write v7"));
+    assert_eq!(cache.stats().loads_not_stored, 1);
+    // Unversioned, the same load never replaces the write, whatever its version.
+    let got = cache.get_or_try_load(3, || {
+        assert!(cache.insert_versioned(3, "write v1", 1));
+        Ok::<_, ()>(Loaded::new("load"))
+    });
+    assert_eq!((got, cache.get(&3)), (Ok("load"), Some("write v1")));
+    assert_eq!(cache.stats().loads_not_stored, 2);
+}
+
+#[test]
+fn a_load_with_its_own_ttl_expires_on_time_and_others_keep_the_default() {
+    use linemap::cache::Loaded;
+    let clock = Arc::new(ManualClock::new());
+    let cache: Cache<u32, u32> = Cache::builder(10)
+        .time_to_live(Duration::from_secs(60))
+        .clock(Arc::clone(&clock))
+        .build();
+    let short = cache.get_or_try_load(1, || {
+        Ok::<_, ()>(Loaded::new(10).with_ttl(Duration::from_secs(5)))
+    });
+    let default = cache.get_or_try_load(2, || Ok::<_, ()>(Loaded::new(20)));
+    assert_eq!((short, default), (Ok(10), Ok(20)));
+    clock.advance(Duration::from_secs(4));
+    assert_eq!((cache.get(&1), cache.get(&2)), (Some(10), Some(20)));
+    clock.advance(Duration::from_secs(2));
+    assert_eq!((cache.get(&1), cache.get(&2)), (None, Some(20)));
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(cache.get(&2), None);
+    // An error is still never cached.
+    let err = cache.get_or_try_load(3, || Err::<Loaded<u32>, _>("down"));
+    assert_eq!((err, cache.get(&3)), (Err("down"), None));
 }

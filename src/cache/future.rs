@@ -3,7 +3,7 @@
 
 use super::load::{Outcome, Step};
 use super::stats::Stat;
-use super::{Cache, LoadErrorOnUnwind};
+use super::{Cache, LoadErrorOnUnwind, Loaded};
 use std::future::Future;
 use std::hash::{BuildHasher, Hash};
 
@@ -74,6 +74,39 @@ where
         &self,
         key: K,
         load: impl Future<Output = Result<V, E>>,
+    ) -> Result<V, E> {
+        self.get_or_try_load_async(key, async move { load.await.map(Loaded::new) })
+            .await
+    }
+
+    /// The async form of [`Cache::get_or_try_load`]: the loader's value comes with its own
+    /// time-to-live or source version (see [`Loaded`]).
+    ///
+    /// ```
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     use std::task::{Context, Poll, Wake, Waker};
+    /// #     struct T(std::thread::Thread);
+    /// #     impl Wake for T { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+    /// #     let w = Waker::from(std::sync::Arc::new(T(std::thread::current())));
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop {
+    /// #         if let Poll::Ready(v) = f.as_mut().poll(&mut Context::from_waker(&w)) { return v; }
+    /// #         std::thread::park();
+    /// #     }
+    /// # }
+    /// use linemap::cache::Loaded;
+    ///
+    /// let cache: linemap::Cache<u32, u32> = linemap::Cache::new(100);
+    /// let r = block_on(cache.get_or_try_load_async(1, async {
+    ///     Ok::<_, ()>(Loaded::new(10).with_version(4))
+    /// }));
+    /// assert_eq!(r, Ok(10));
+    /// assert!(!cache.insert_versioned(1, 9, 3)); // stored at version 4
+    /// ```
+    pub async fn get_or_try_load_async<E>(
+        &self,
+        key: K,
+        load: impl Future<Output = Result<Loaded<V>, E>>,
     ) -> Result<V, E> {
         let mut load = Some(load);
         let hash = self.hash(&key);

@@ -15,10 +15,13 @@
 //! The outcome is published under the `Pending`'s mutex and waiters wait on its condition
 //! variable: this is the one blocking wait in the crate, and it only ever waits for a load.
 
-use crate::sync::{current_thread_id, pin, Condvar, Guard, Mutex, ThreadId};
+use crate::sync::{
+    current_thread_id, fence, pin, AtomicBool, AtomicUsize, Condvar, Guard, Mutex, Ordering,
+    ThreadId,
+};
 use crate::table::{Entry, Op, RawTable, Rehash};
 use std::hash::Hash;
-use std::sync::Arc;
+use std::ptr::NonNull;
 
 /// What a waiter learns.
 enum State<V> {
@@ -45,6 +48,27 @@ pub(crate) struct Pending<V> {
     ready: Condvar,
     /// The loader's thread, to turn a loader that waits for itself into a clear panic.
     loader: ThreadId,
+    /// Set by a removal of the key (or `clear`) while the load is in flight: the loader may
+    /// have read the source before the write that the removal announces, so its value must
+    /// not be cached (see `Cache::end_load`). Callers that arrive after it is set start a
+    /// new load instead of joining this one.
+    stale: AtomicBool,
+}
+
+impl<V> Pending<V> {
+    /// Marks the load stale (see [`Pending::stale`]). The caller issues a SeqCst fence after
+    /// it, before it looks for the key in the cache.
+    fn invalidate(&self) {
+        // Relaxed: ordered by the SeqCst fences of `Cache::invalidate_loads` and
+        // `Cache::store_loaded` (a store-buffering pair: see there).
+        self.stale.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a removal marked this load stale.
+    pub(crate) fn is_stale(&self) -> bool {
+        // Relaxed: see `invalidate`.
+        self.stale.load(Ordering::Relaxed)
+    }
 }
 
 impl<V: Clone> Pending<V> {
@@ -57,6 +81,7 @@ impl<V: Clone> Pending<V> {
             }),
             ready: Condvar::new(),
             loader: current_thread_id(),
+            stale: AtomicBool::new(false),
         }
     }
 
@@ -134,6 +159,80 @@ impl<V: Clone> Pending<V> {
     }
 }
 
+/// A counted reference to a [`Pending`]: `Arc`'s protocol, on a block from the entry pool
+/// (`crate::reclaim`). A load's `Pending` is made and dropped once per miss, and mostly
+/// dropped by the epoch collector with the loads-table entry that held it, in its bursts:
+/// through glibc, as an `Arc`, that cost a miss about 250 instructions of `malloc` and
+/// `free` (callgrind); from the pool it costs about 20.
+pub(crate) struct PendingRef<V>(NonNull<Counted<V>>);
+
+/// The block behind a [`PendingRef`].
+struct Counted<V> {
+    refs: AtomicUsize,
+    pending: Pending<V>,
+}
+
+// SAFETY: as `Arc<Pending<V>>`: the count is atomic, and `Pending<V>` is shared by reference
+// across threads (it is `Sync` exactly when `V: Send`, through its mutex).
+unsafe impl<V: Send> Send for PendingRef<V> where Pending<V>: Sync {}
+// SAFETY: as above.
+unsafe impl<V: Send> Sync for PendingRef<V> where Pending<V>: Sync {}
+
+impl<V> PendingRef<V> {
+    fn new(pending: Pending<V>) -> Self {
+        let block = crate::reclaim::boxed(Counted {
+            refs: AtomicUsize::new(1),
+            pending,
+        });
+        PendingRef(NonNull::from(Box::leak(block)))
+    }
+
+    /// Whether `a` and `b` refer to the same load.
+    fn ptr_eq(a: &Self, b: &Self) -> bool {
+        a.0 == b.0
+    }
+}
+
+impl<V> Clone for PendingRef<V> {
+    fn clone(&self) -> Self {
+        // Relaxed: a new reference is made from an existing one, which keeps the block
+        // alive; nothing is published through the count (as `Arc::clone`).
+        // SAFETY: the block lives while `self` does.
+        unsafe { self.0.as_ref() }
+            .refs
+            .fetch_add(1, Ordering::Relaxed);
+        PendingRef(self.0)
+    }
+}
+
+impl<V> std::ops::Deref for PendingRef<V> {
+    type Target = Pending<V>;
+    fn deref(&self) -> &Pending<V> {
+        // SAFETY: the block lives while `self` does.
+        &unsafe { self.0.as_ref() }.pending
+    }
+}
+
+impl<V> Drop for PendingRef<V> {
+    fn drop(&mut self) {
+        // Release: our uses of the `Pending` happen before whoever frees it.
+        // SAFETY: the block lives while `self` does.
+        if unsafe { self.0.as_ref() }
+            .refs
+            .fetch_sub(1, Ordering::Release)
+            != 1
+        {
+            return;
+        }
+        // Acquire: pairs with every other reference's Release decrement, so all their uses
+        // happen before the free (as in `Arc`'s drop).
+        fence(Ordering::Acquire);
+        // SAFETY: the last reference: the block came from `reclaim::boxed` (a `Box`) and
+        // nothing else refers to it.
+        unsafe { crate::reclaim::free(self.0.as_ptr()) };
+    }
+}
+
 /// Wakers of async waiters (empty without the `async` feature).
 #[derive(Default)]
 pub(crate) struct Wakers {
@@ -160,9 +259,9 @@ impl Wakers {
 /// The caller's part in a load.
 pub(crate) enum Role<V> {
     /// Run the loader, then [`Loads::finish`].
-    Loader(Arc<Pending<V>>),
+    Loader(PendingRef<V>),
     /// Wait on another caller's load.
-    Waiter(Arc<Pending<V>>),
+    Waiter(PendingRef<V>),
 }
 
 /// Where a caller of a loading call stands after its first look (`Cache::begin_load`).
@@ -170,14 +269,14 @@ pub(crate) enum Step<V> {
     /// The value was cached (or a load finished meanwhile).
     Hit(V),
     /// Another caller is loading the key: wait for its outcome.
-    Wait(Arc<Pending<V>>),
+    Wait(PendingRef<V>),
     /// This caller registered the load: run the loader, then publish.
-    Load(Arc<Pending<V>>),
+    Load(PendingRef<V>),
 }
 
 /// The loads in flight, by key.
 pub(crate) struct Loads<K, V> {
-    table: RawTable<K, Arc<Pending<V>>>,
+    table: RawTable<K, PendingRef<V>>,
 }
 
 /// Loads in flight the table of loads is sized for. Every load inserts one entry and removes
@@ -196,6 +295,18 @@ impl<K, V> Loads<K, V> {
             table: RawTable::with_capacity(LOADS_CAPACITY),
         }
     }
+
+    /// Marks the load of the key that `eq` matches (hash `hash`), if one is in flight, stale.
+    pub(crate) fn invalidate(&self, hash: u64, eq: impl FnMut(&K) -> bool, guard: &Guard) {
+        if let Some(e) = self.table.find(hash, eq, guard) {
+            e.value.invalidate();
+        }
+    }
+
+    /// Marks every load in flight stale.
+    pub(crate) fn invalidate_all(&self, guard: &Guard) {
+        self.table.for_each(guard, |e| e.value.invalidate());
+    }
 }
 
 impl<K, V> Loads<K, V>
@@ -205,10 +316,10 @@ where
 {
     /// Registers a load of `key` (hash `hash`) or joins the one in flight.
     pub(crate) fn join(&self, key: &K, hash: u64, rehash: Rehash<'_, K>, guard: &Guard) -> Role<V> {
-        let mine = Arc::new(Pending::new());
-        let mut fresh = Some(Box::new(Entry {
+        let mine = PendingRef::new(Pending::new());
+        let mut fresh = Some(crate::reclaim::boxed(Entry {
             key: key.clone(),
-            value: Arc::clone(&mine),
+            value: mine.clone(),
         }));
         let (old, new) = self.table.rmw(
             hash,
@@ -217,8 +328,13 @@ where
                 let spare = spare.or_else(|| fresh.take());
                 match cur {
                     // A finished load whose unregistration unwound (a panicking `Eq` or
-                    // `Hash` in `finish`): replace the stale registration.
-                    Some(e) if e.value.finished() => Op::Put(spare.expect("entry")),
+                    // `Hash` in `finish`), or one that a removal made stale: replace the
+                    // registration. (A stale load still finishes and hands its value to
+                    // the callers that joined it before the removal; it unregisters only its
+                    // own registration.)
+                    Some(e) if e.value.is_stale() || e.value.finished() => {
+                        Op::Put(spare.expect("entry"))
+                    }
                     Some(_) => {
                         fresh = spare;
                         Op::Keep
@@ -230,8 +346,8 @@ where
             guard,
         );
         match (old, new) {
-            (_, Some(n)) if Arc::ptr_eq(&n.value, &mine) => Role::Loader(mine),
-            (Some(e), _) => Role::Waiter(Arc::clone(&e.value)),
+            (_, Some(n)) if PendingRef::ptr_eq(&n.value, &mine) => Role::Loader(mine),
+            (Some(e), _) => Role::Waiter(e.value.clone()),
             (None, _) => unreachable!("an absent key is always registered"),
         }
     }
@@ -241,7 +357,7 @@ where
         &self,
         key: &K,
         hash: u64,
-        pending: &Arc<Pending<V>>,
+        pending: &PendingRef<V>,
         outcome: Option<V>,
         rehash: Rehash<'_, K>,
         guard: &Guard,
@@ -256,7 +372,7 @@ where
             hash,
             |k| k == key,
             |cur, _| match cur {
-                Some(e) if Arc::ptr_eq(&e.value, pending) => Op::Remove,
+                Some(e) if PendingRef::ptr_eq(&e.value, pending) => Op::Remove,
                 _ => Op::Keep,
             },
             rehash,
@@ -277,7 +393,7 @@ where
     pub(crate) loads: &'a Loads<K, V>,
     pub(crate) key: &'a K,
     pub(crate) hash: u64,
-    pub(crate) pending: Arc<Pending<V>>,
+    pub(crate) pending: PendingRef<V>,
     /// The cache's hash function (a closure by value, so that an async loader's future is
     /// `Send` when the cache is `Sync`).
     pub(crate) rehash: F,

@@ -6,14 +6,16 @@
 #[cfg(feature = "async")]
 mod future;
 mod load;
+mod loaded;
 mod stats;
 mod time;
 
+pub use loaded::Loaded;
 pub use stats::CacheStats;
 pub use time::{Clock, ManualClock, SystemClock};
 
 use crate::clock::{Found, Ring};
-use crate::sync::{pin, spin_hint, AtomicU64, Guard, Ordering};
+use crate::sync::{fence, pin, spin_hint, AtomicU64, Guard, Ordering};
 use crate::table::{Entry, Op, RawTable};
 use crate::DefaultHashBuilder;
 use crossbeam_utils::CachePadded;
@@ -792,6 +794,7 @@ where
     /// ```
     pub fn insert_versioned(&self, key: K, value: V, version: u64) -> bool {
         self.insert_inner(key, value, None, Store::Newer(version), &pin())
+            .is_some()
     }
 
     fn insert_inner(
@@ -801,10 +804,10 @@ where
         ttl: Option<Duration>,
         store: Store,
         guard: &Guard,
-    ) -> bool {
+    ) -> Option<*const Entry<K, Node<V>>> {
         let expires = self.deadline(ttl);
         let weight = self.weigher.as_ref().map_or(0, |w| (w.weigh)(&key, &value));
-        let mut entry = Box::new(Entry {
+        let mut entry = crate::reclaim::boxed(Entry {
             key,
             value: Node::new(value, expires, store.version()),
         });
@@ -827,8 +830,10 @@ where
         };
         let Ok(held) = self.reserve_weight(weight, credit, Some(&ours), guard) else {
             self.notify(&entry.key, &entry.value.value, RemovalCause::Capacity);
-            return false;
+            return None;
         };
+        // The allocation `put` installs if it stores (it moves no entry out of its box).
+        let stored: *const Entry<K, Node<V>> = &*entry;
         // Gives the reservation back unless the entry is stored, also when `put` unwinds (a
         // panicking `Eq` or `Hash`, or the `Drop` of a refused value).
         let reservation = OnDrop(Some(|| self.release_weight(weight)));
@@ -844,18 +849,18 @@ where
                     };
                     self.gone(old, cause);
                 }
-                true
+                Some(stored)
             }
             Put::Refused => {
-                if matches!(store, Store::IfAbsent) {
+                if matches!(store, Store::IfAbsent | Store::LoadedNewer(_)) {
                     self.stats.add(Stat::LoadNotStored);
                 }
-                false
+                None
             }
             Put::NoRoom(e) => {
                 drop(reservation);
                 self.notify(&e.key, &e.value.value, RemovalCause::Capacity);
-                false
+                None
             }
         }
     }
@@ -1059,8 +1064,23 @@ where
         }
     }
 
+    /// Marks a load in flight of the key `eq` matches stale (see [`Cache::store_loaded`]);
+    /// called before the removal's own probe of the table.
+    fn invalidate_loads(&self, hash: u64, eq: impl FnMut(&K) -> bool, guard: &Guard) {
+        self.loads.invalidate(hash, eq, guard);
+        // SeqCst: the remover's half of the store-buffering pair of `store_loaded`.
+        fence(Ordering::SeqCst);
+    }
+
     /// Removes `e` (found under `guard`) if it is still the key's entry, telling the listener.
-    fn remove_exact(&self, hash: u64, e: &Entry<K, Node<V>>, cause: RemovalCause, guard: &Guard) {
+    /// Returns whether it did.
+    fn remove_exact(
+        &self,
+        hash: u64,
+        e: &Entry<K, Node<V>>,
+        cause: RemovalCause,
+        guard: &Guard,
+    ) -> bool {
         let (old, new) = self.table.rmw(
             hash,
             |k| *k == e.key,
@@ -1073,7 +1093,9 @@ where
         );
         if let (Some(old), None) = (old, new) {
             self.gone(old, cause);
+            return true;
         }
+        false
     }
 
     /// Removes `key`; returns its value if it was present and not expired.
@@ -1091,6 +1113,7 @@ where
     {
         let guard = pin();
         let hash = self.hash(key);
+        self.invalidate_loads(hash, |k| k.borrow() == key, &guard);
         let (old, _) = self.table.rmw(
             hash,
             |k| k.borrow() == key,
@@ -1125,6 +1148,8 @@ where
     {
         let guard = pin();
         let hash = self.hash(key);
+        // A load in flight read the source at an unknown version: it is not stored.
+        self.invalidate_loads(hash, |k| k.borrow() == key, &guard);
         let (old, new) = self.table.rmw(
             hash,
             |k| k.borrow() == key,
@@ -1197,6 +1222,12 @@ where
     /// assert!(cache.is_empty());
     /// ```
     pub fn clear(&self) {
+        {
+            let guard = pin();
+            self.loads.invalidate_all(&guard);
+            // SeqCst: as in `invalidate_loads`, for every load in flight.
+            fence(Ordering::SeqCst);
+        }
         self.remove_where(|_| true, RemovalCause::Removed);
     }
 
@@ -1294,14 +1325,59 @@ where
         key: K,
         load: impl FnOnce() -> Result<V, E>,
     ) -> Result<V, E> {
-        let mut load = Some(load);
+        self.get_or_try_load(key, || load().map(Loaded::new))
+    }
+
+    /// Like [`Cache::get_or_try_insert_with`], with a loader that also says how to store its
+    /// value: with its own time-to-live, and with the source version it was read at (stored
+    /// then only over an absent entry or a lower version). See [`Loaded`].
+    ///
+    /// ```
+    /// use linemap::cache::Loaded;
+    ///
+    /// let cache: linemap::Cache<u32, &str> = linemap::Cache::new(100);
+    /// let v = cache.get_or_try_load(1, || Ok::<_, ()>(Loaded::new("row at v3").with_version(3)));
+    /// assert_eq!(v, Ok("row at v3"));
+    /// assert!(!cache.insert_versioned(1, "older write", 2)); // v3 is stored with its version
+    /// ```
+    pub fn get_or_try_load<E>(
+        &self,
+        key: K,
+        load: impl FnOnce() -> Result<Loaded<V>, E>,
+    ) -> Result<V, E> {
         let hash = self.hash(&key);
+        // The hit is all that is inlined into the caller; the miss path is out of line, so
+        // that a hit does not pay for its stack frame.
+        let guard = pin();
+        if let Some(n) = self.get_in(&key, hash, &guard) {
+            return Ok(n.value.clone());
+        }
+        self.load_after_miss(key, hash, guard, load)
+    }
+
+    /// The rest of [`Cache::get_or_try_load`] after its first look missed, under the same
+    /// pin (`guard`) for the registration.
+    #[inline(never)]
+    fn load_after_miss<E>(
+        &self,
+        key: K,
+        hash: u64,
+        guard: Guard,
+        load: impl FnOnce() -> Result<Loaded<V>, E>,
+    ) -> Result<V, E> {
+        let mut load = Some(load);
+        let mut step = self.join_load(&key, hash, &guard);
+        // The loader or waiter runs unpinned (see `begin_load`).
+        drop(guard);
         loop {
-            let pending = match self.begin_load(&key, hash) {
+            let pending = match step {
                 load::Step::Hit(v) => return Ok(v),
                 load::Step::Wait(p) => match p.wait() {
                     Some(v) => return Ok(v),
-                    None => continue,
+                    None => {
+                        step = self.begin_load(&key, hash);
+                        continue;
+                    }
                 },
                 load::Step::Load(p) => p,
             };
@@ -1352,7 +1428,7 @@ where
         &'a self,
         key: &'a K,
         hash: u64,
-        pending: std::sync::Arc<load::Pending<V>>,
+        pending: load::PendingRef<V>,
     ) -> load::Duty<'a, K, V, impl Fn(&K) -> u64 + 'a> {
         load::Duty {
             loads: &self.loads,
@@ -1370,14 +1446,17 @@ where
         &self,
         key: &K,
         duty: load::Duty<'_, K, V, impl Fn(&K) -> u64>,
-        r: Result<V, E>,
+        r: Result<Loaded<V>, E>,
     ) -> Result<V, E> {
         let guard = pin();
         match r {
-            Ok(v) => {
-                // Only over an absent (or expired) entry: a value inserted while we loaded is
-                // newer than what we read, and stays.
-                self.insert_inner(key.clone(), v.clone(), None, Store::IfAbsent, &guard);
+            Ok(loaded) => {
+                let store = match loaded.version {
+                    Some(v) => Store::LoadedNewer(v),
+                    None => Store::IfAbsent,
+                };
+                let v = loaded.value;
+                self.store_loaded(key, &v, loaded.ttl, store, &duty.pending, &guard);
                 duty.finish(Some(v.clone()), &guard);
                 Ok(v)
             }
@@ -1385,6 +1464,52 @@ where
                 self.stats.add(Stat::LoadError);
                 duty.finish(None, &guard);
                 Err(e)
+            }
+        }
+    }
+
+    /// Stores a loaded value, unless the key was removed while it loaded.
+    ///
+    /// Only over an absent (or expired) entry, or with a version over a lower one
+    /// (`store`): a value inserted while we loaded is newer than what we read, and stays. And not if a removal of the key (or `clear`) marked the load
+    /// stale: the removal announces a write to the source that the loader may have missed.
+    /// The removal and this store race as a store-buffering pair, each side writing one
+    /// location and then reading the other's, with a SeqCst fence in between:
+    ///
+    /// ```text
+    ///   remove: stale = true;  fence(SeqCst);  remove the key's entry from the table
+    ///   loader: store entry;   fence(SeqCst);  if stale: remove the entry it stored
+    /// ```
+    ///
+    /// The fences are totally ordered. If the remover's comes first, the loader reads
+    /// `stale` (and takes its entry back out); if the loader's comes first, the remover's
+    /// probe sees the entry (and removes it). So a value loaded across a removal never stays.
+    fn store_loaded(
+        &self,
+        key: &K,
+        v: &V,
+        ttl: Option<Duration>,
+        store: Store,
+        pending: &load::Pending<V>,
+        guard: &Guard,
+    ) {
+        if pending.is_stale() {
+            self.stats.add(Stat::LoadNotStored);
+            return;
+        }
+        let Some(e) = self.insert_inner(key.clone(), v.clone(), ttl, store, guard) else {
+            return;
+        };
+        // SeqCst: the loader's half of the store-buffering pair above.
+        fence(Ordering::SeqCst);
+        if pending.is_stale() {
+            // SAFETY: `e` was installed under `guard`, so it is not freed before we unpin
+            // (it may have been replaced or removed since: `remove_exact` checks).
+            let e = unsafe { &*e };
+            // Both sides may see each other: then the removal already took the value out
+            // (and reported it), and it counts as stored.
+            if self.remove_exact(self.hash(key), e, RemovalCause::Removed, guard) {
+                self.stats.add(Stat::LoadNotStored);
             }
         }
     }
@@ -1456,13 +1581,15 @@ enum Store {
     Newer(u64),
     /// Keep it (a loader's store: a value inserted while the load ran is newer).
     IfAbsent,
+    /// Replace it only if its version is lower (a loader's store of a versioned value).
+    LoadedNewer(u64),
 }
 
 impl Store {
     /// The version the new entry carries.
     fn version(self) -> u64 {
         match self {
-            Store::Newer(v) => v,
+            Store::Newer(v) | Store::LoadedNewer(v) => v,
             Store::Always | Store::IfAbsent => 0,
         }
     }
@@ -1471,7 +1598,7 @@ impl Store {
     fn keeps(self, stored: u64) -> bool {
         match self {
             Store::Always => false,
-            Store::Newer(v) => v <= stored,
+            Store::Newer(v) | Store::LoadedNewer(v) => v <= stored,
             Store::IfAbsent => true,
         }
     }

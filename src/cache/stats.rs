@@ -104,8 +104,10 @@ pub struct CacheStats {
     pub loads: u64,
     /// Loader calls that returned an error or panicked.
     pub load_errors: u64,
-    /// Loaded values not stored because a write stored a value for the key while the load
-    /// ran (the written value is newer; the loaded one went only to the callers).
+    /// Loaded values not stored (they went only to the callers): a write stored a value for
+    /// the key while the load ran (the written value is newer), or a `remove`,
+    /// `remove_versioned` or `clear` during the load announced a change the loader may have
+    /// missed.
     pub loads_not_stored: u64,
 }
 

@@ -425,7 +425,7 @@ where
     /// ```
     pub fn insert(&self, key: K, value: V) -> Option<&V> {
         let hash = self.hash(&key);
-        let mut fresh = Some(Box::new(Entry { key, value }));
+        let mut fresh = Some(crate::reclaim::boxed(Entry { key, value }));
         let kp: *const K = &fresh.as_ref().expect("entry").key;
         let (old, _) = self.map.raw.rmw(
             hash,
@@ -520,7 +520,7 @@ where
                 Some(_) => Op::Keep,
                 None => Op::Put(spare.unwrap_or_else(|| {
                     let value = (make.take().expect("make runs once"))();
-                    let entry = Box::new(Entry {
+                    let entry = crate::reclaim::boxed(Entry {
                         key: key.take().expect("key"),
                         value,
                     });
@@ -556,7 +556,7 @@ where
             |cur, _spare| match cur {
                 // The stored key is cloned into the new entry: `update` never inserts, so
                 // it can take the key by reference.
-                Some(e) => Op::Put(Box::new(Entry {
+                Some(e) => Op::Put(crate::reclaim::boxed(Entry {
                     key: e.key.clone(),
                     value: f(&e.value),
                 })),
@@ -602,7 +602,7 @@ where
                         .take()
                         .expect("default recovered after each attempt"),
                 };
-                Op::Put(Box::new(Entry {
+                Op::Put(crate::reclaim::boxed(Entry {
                     key: key.clone(),
                     value,
                 }))
@@ -635,7 +635,7 @@ where
             hash,
             |k| *k == key,
             |cur, _spare| match f(cur.map(|e| &e.value)) {
-                Some(value) => Op::Put(Box::new(Entry {
+                Some(value) => Op::Put(crate::reclaim::boxed(Entry {
                     key: key.clone(),
                     value,
                 })),

@@ -144,7 +144,7 @@ impl<K, V> RawTable<K, V> {
             .compare_exchange(old, new, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
-            let p = super::SendPtr(old);
+            let p = crate::reclaim::SendPtr(old);
             let guard = crate::sync::pin();
             // SAFETY: `old` is no longer current and is reachable only by threads already
             // pinned; the collector frees it after they unpin. Dropping a Table frees its

@@ -25,10 +25,11 @@ pub(crate) mod tag;
 mod migrate;
 
 use crate::counter::StripedCounter;
+use crate::reclaim::retire;
 use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Guard, Ordering};
 use crossbeam_utils::CachePadded;
 use slot::Slot;
-use tag::{match_tag, tag_at, tag_bits, tag_of, OVERFLOW, SLOTS};
+use tag::{match_tag, tag_at, tag_bits, tag_of, untagged, OVERFLOW, SLOTS};
 
 /// One key-value pair, allocated once per insert and never mutated after it is published.
 ///
@@ -316,32 +317,54 @@ impl<K, V> Table<K, V> {
             let bucket = self.bucket(b);
             // Acquire: as in `find`.
             let ctrl = bucket.ctrl.load(Ordering::Acquire);
-            for i in 0..SLOTS {
+            // Slots tagged with our tag: the key, if its tag is published here. Slots with
+            // another tag are skipped unread: a tagged slot is never EMPTY (invariant 4) and
+            // holds another key or a tombstone. In a bounded table most tagged slots are
+            // tombstones, so this is what keeps a write probe over them cheap.
+            for i in match_tag(ctrl, tag) {
+                // Acquire: as in `find`.
+                match Slot::decode(bucket.slots[i].load(Ordering::Acquire)) {
+                    Slot::Live(p) => {
+                        // SAFETY: as in `find`.
+                        if eq(unsafe { &*p }) {
+                            return Probe::Found {
+                                bucket,
+                                i,
+                                entry: p,
+                            };
+                        }
+                    }
+                    Slot::Frozen(_) | Slot::Copied(_) => return Probe::Moved,
+                    Slot::Empty | Slot::Tombstone | Slot::Reserved(_) => {}
+                }
+            }
+            // Untagged slots, in slot order: EMPTY, or an entry whose tag is not published
+            // yet (or a migration's state). The first EMPTY one is the first of the probe
+            // sequence, since every tagged slot before it is non-EMPTY.
+            for i in untagged(ctrl) {
                 // Acquire: as in `find`.
                 match Slot::decode(bucket.slots[i].load(Ordering::Acquire)) {
                     // Invariant 3: the key cannot be beyond the first EMPTY slot.
                     Slot::Empty => return Probe::Vacant { bucket, i },
                     Slot::Live(p) => {
-                        let t = tag_at(ctrl, i);
+                        // An insert whose tag is not published yet (or was published after
+                        // our read of `ctrl`): it may be our key.
                         #[cfg(loom)]
-                        let t = crate::sync::__loom_knobs::pending_tag(t);
-                        // Tag 0 on a LIVE slot: an insert whose tag is not published yet.
-                        if t == tag || t == 0 {
-                            // SAFETY: as in `find`.
-                            let e = unsafe { &*p };
-                            if eq(e) {
-                                if t == 0 {
-                                    // Help the inserter publish, so that this write is
-                                    // ordered after its insert for every reader.
-                                    // Release: publishes the slot word to tag readers.
-                                    bucket.ctrl.fetch_or(tag_bits(i, tag), Ordering::Release);
-                                }
-                                return Probe::Found {
-                                    bucket,
-                                    i,
-                                    entry: p,
-                                };
-                            }
+                        if crate::sync::__loom_knobs::skip_pending() {
+                            continue;
+                        }
+                        // SAFETY: as in `find`.
+                        if eq(unsafe { &*p }) {
+                            // Help the inserter publish, so that this write is ordered after
+                            // its insert for every reader. If it was published meanwhile the
+                            // OR changes nothing (the tag is the same).
+                            // Release: publishes the slot word to tag readers.
+                            bucket.ctrl.fetch_or(tag_bits(i, tag), Ordering::Release);
+                            return Probe::Found {
+                                bucket,
+                                i,
+                                entry: p,
+                            };
                         }
                     }
                     Slot::Tombstone | Slot::Reserved(_) => {}
@@ -666,33 +689,6 @@ impl<K, V> Table<K, V> {
         }
     }
 }
-
-/// Hands an unlinked entry to the epoch collector.
-///
-/// # Safety
-/// `p` must have been unlinked from every table by a successful CAS, never to be linked again.
-unsafe fn retire<K, V>(p: *mut Entry<K, V>, guard: &Guard) {
-    let p = SendPtr(p);
-    // SAFETY: per the contract no new reference to p can be created; those that exist are
-    // held under guards, and the collector runs this only after all of them are dropped.
-    unsafe {
-        guard.defer_unchecked(move || {
-            let p = p;
-            // The collector runs this on whichever thread happens to collect, where a panic
-            // from a user's Drop would unwind through crossbeam-epoch's internals. Catch it:
-            // the Box's memory is freed during the unwind, and the panic has already been
-            // reported by the panic hook.
-            let _ =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(Box::from_raw(p.0))));
-        })
-    };
-}
-
-/// A raw pointer that may be moved to the thread that runs deferred destruction.
-struct SendPtr<T>(*mut T);
-// SAFETY: only used to hand an unlinked allocation to the collector; the map's own Send/Sync
-// bounds require K and V to be Send.
-unsafe impl<T> Send for SendPtr<T> {}
 
 impl<K, V> Drop for RawTable<K, V> {
     fn drop(&mut self) {

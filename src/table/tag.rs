@@ -55,6 +55,13 @@ pub(crate) fn match_tag(ctrl: u64, tag: u8) -> BitIter {
     BitIter(!(((x & LOW7).wrapping_add(LOW7)) | x) & TAG_MSBS)
 }
 
+/// Slots whose tag byte is zero (no entry published there yet), in slot order.
+#[inline]
+pub(crate) fn untagged(ctrl: u64) -> BitIter {
+    // `match_tag` is exact for any byte value, zero included.
+    match_tag(ctrl, 0)
+}
+
 /// Iterator over slot indices in a byte-high-bit mask.
 #[derive(Clone, Copy)]
 pub(crate) struct BitIter(u64);
@@ -122,6 +129,14 @@ mod tests {
                 assert!(got.iter().all(|&i| i < SLOTS));
             }
         }
+    }
+
+    #[test]
+    fn untagged_lists_zero_bytes_in_order() {
+        let ctrl = tag_bits(1, 0x80) | tag_bits(2, 0x01) | tag_bits(5, 0xff) | OVERFLOW;
+        assert_eq!(untagged(ctrl).collect::<Vec<_>>(), vec![0, 3, 4, 6]);
+        assert_eq!(untagged(OVERFLOW).count(), SLOTS);
+        assert_eq!(untagged(u64::MAX).count(), 0);
     }
 
     #[test]
