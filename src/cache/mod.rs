@@ -12,7 +12,7 @@ mod time;
 pub use stats::CacheStats;
 pub use time::{Clock, ManualClock, SystemClock};
 
-use crate::clock::{Found, Ring};
+use crate::clock::{Ring, Q};
 use crate::sync::{pin, spin_hint, AtomicU64, Guard, Ordering};
 use crate::table::{Entry, Op, RawTable};
 use crate::DefaultHashBuilder;
@@ -50,12 +50,28 @@ struct Weigher<K, V> {
     budget: u64,
 }
 
-/// Examined positions after which the hand evicts the next entry even if it was referenced:
-/// bounds the work of one insert when every entry is hot.
+/// Entries one insert's hand spares in main (and, separately, promotes from small) before it
+/// evicts the next one regardless: bounds the work of one insert when every entry is hot.
 const MAX_SWEEP: usize = 64;
 
-/// The reference bit: bit 0 of [`Node::meta`].
-const REFERENCED: u64 = 1;
+/// The frequency counter: bits 0..3 of [`Node::meta`]. Its value is the number of bits set
+/// (0 to 3), so that a hit sets one clear bit and the hand clears one set bit, each with a
+/// single RMW whatever races it (two hits setting one bit merge, as a saturating count
+/// would).
+const FREQ: u64 = 0b111;
+
+/// The counter's value.
+#[inline]
+fn freq(meta: u64) -> u32 {
+    (meta & FREQ).count_ones()
+}
+
+/// The counter bits after one more use (saturating at 3).
+#[inline]
+fn bumped(meta: u64) -> u64 {
+    let f = meta & FREQ;
+    f | (!f & (f + 1) & FREQ)
+}
 
 /// A value with its cache metadata. Immutable once published except for `meta`.
 ///
@@ -67,11 +83,13 @@ pub(crate) struct Node<V> {
     expires: u64,
     /// Version for [`Cache::insert_versioned`]; 0 for plain inserts.
     version: u64,
-    /// Bit 0: the CLOCK reference bit. Bits 1..64: the idle deadline with a time-to-idle
-    /// (nanoseconds, bit 0 dropped), pushed forward by hits at most once per 1/16 of the
-    /// time-to-idle; all ones without one. One word, so that a hit tests one word.
+    /// Bits 0..3: the frequency counter ([`FREQ`]). Bits 3..64: the idle deadline with a
+    /// time-to-idle (nanoseconds, bits 0..3 dropped), pushed forward by hits at most once per
+    /// 1/16 of the time-to-idle; all ones without one. One word, so that a hit tests one
+    /// word.
     meta: AtomicU64,
-    /// Position on the CLOCK ring held by this key (see `crate::clock`).
+    /// Position held by this key (see `crate::clock`); it moves between the queues with the
+    /// entry, so it never changes.
     pos: u32,
     /// Weight charged against the budget (0 without a weigher).
     weight: u32,
@@ -83,44 +101,69 @@ impl<V> Node<V> {
             value,
             expires,
             version,
-            meta: AtomicU64::new(NEVER & !REFERENCED),
+            meta: AtomicU64::new(NEVER & !FREQ),
             pos: u32::MAX,
             weight: 0,
         }
     }
 
-    /// Sets the reference bit if it is clear (test before set: a hot entry's line stays
-    /// shared across cores instead of bouncing on writes).
+    /// Counts a use: sets one clear counter bit, only if the counter is below 3 (test before
+    /// set: a hot entry's line stays shared across cores instead of bouncing on writes).
     #[inline]
     fn touch(&self) {
-        // Relaxed: the bit is a hint for eviction; no data is published through it.
-        if self.meta.load(Ordering::Relaxed) & REFERENCED == 0 {
+        // Relaxed: the counter is a hint for eviction; no data is published through it.
+        let m = self.meta.load(Ordering::Relaxed);
+        if m & FREQ != FREQ {
             // Relaxed: as above. An RMW, so a concurrent idle refresh is not lost.
-            self.meta.fetch_or(REFERENCED, Ordering::Relaxed);
+            self.meta.fetch_or(bumped(m) & !m, Ordering::Relaxed);
         }
     }
 
-    /// Clears the reference bit; returns whether it was set.
-    fn take_reference(&self) -> bool {
+    /// The counter's value.
+    fn freq(&self) -> u32 {
         // Relaxed: as in `touch`.
-        self.meta.load(Ordering::Relaxed) & REFERENCED != 0
-            && self.meta.fetch_and(!REFERENCED, Ordering::Relaxed) & REFERENCED != 0
+        freq(self.meta.load(Ordering::Relaxed))
     }
 
-    /// The idle deadline ([`NEVER`], rounded down to even, without a time-to-idle).
+    /// Takes one from the counter (clears its highest set bit); returns whether it was
+    /// above 0.
+    fn take_one(&self) -> bool {
+        // Relaxed: as in `touch`.
+        let f = self.meta.load(Ordering::Relaxed) & FREQ;
+        if f == 0 {
+            return false;
+        }
+        let top = 1 << (63 - f.leading_zeros());
+        // Relaxed: as in `touch`. A hit racing us sets another bit: counted.
+        self.meta.fetch_and(!top, Ordering::Relaxed);
+        true
+    }
+
+    /// Sets the counter to 0 (a promotion to main).
+    fn reset(&self) {
+        // Relaxed: as in `touch`.
+        if self.meta.load(Ordering::Relaxed) & FREQ != 0 {
+            self.meta.fetch_and(!FREQ, Ordering::Relaxed);
+        }
+    }
+
+    /// The idle deadline ([`NEVER`], rounded down to a multiple of 8, without a
+    /// time-to-idle).
     #[inline]
     fn idle(&self) -> u64 {
         // Relaxed: a single word; a stale value errs by at most one refresh step.
-        self.meta.load(Ordering::Relaxed) & !REFERENCED
+        self.meta.load(Ordering::Relaxed) & !FREQ
     }
 
-    /// Sets the idle deadline to `at` (rounded down to even) and the reference bit (only
-    /// hits call this).
+    /// Sets the idle deadline to `at` (rounded down to a multiple of 8), keeping the counter
+    /// (only hits call this, after `touch`).
     #[inline]
     fn set_idle(&self, at: u64) {
-        // Relaxed: see `idle`. A racing `take_reference` may be overwritten: the entry was
-        // just hit, so it is referenced either way.
-        self.meta.store(at | REFERENCED, Ordering::Relaxed);
+        // Relaxed: see `idle`. A racing `take_one` or `reset` may be undone: the entry was
+        // just hit, so it counts as used either way.
+        let m = self.meta.load(Ordering::Relaxed);
+        self.meta
+            .store((at & !FREQ) | (m & FREQ), Ordering::Relaxed);
     }
 }
 
@@ -478,16 +521,27 @@ impl<K, V, S> Cache<K, V, S> {
     }
 }
 
-/// What [`Cache::evict_at`] did at a ring position it owns.
+/// What [`Cache::evict_at`] did at a position it popped.
 enum Evicted {
     /// Removed the entry there: the position is free.
     Entry,
     /// No entry held the position any more: it is free.
     Nothing,
-    /// The entry stays (it was referenced).
+    /// The entry stays in its queue (main, used since the hand last passed: spared).
     No,
+    /// The entry moves from small to main (used while in small).
+    Promoted,
     /// The entry stays: it holds the key the caller is inserting.
     Ours,
+}
+
+/// What the caller of [`Cache::hand`] needs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Want {
+    /// A position for a new entry: a free one will do.
+    Position,
+    /// An evicted entry (to free weight); free positions found are released.
+    Eviction,
 }
 
 /// What [`Cache::claim`] found.
@@ -547,7 +601,7 @@ where
             let next = now.saturating_add(tti);
             // Relaxed: see `live_at`.
             if next.saturating_sub(node.idle()) > tti / 16 {
-                node.set_idle(next & !REFERENCED);
+                node.set_idle(next);
             }
         }
     }
@@ -629,37 +683,13 @@ where
         }
     }
 
-    /// Evicts one entry in CLOCK order and returns its position, now RESERVED for the
-    /// caller. `None` if the bounded search found nothing to evict.
+    /// Evicts one entry (S3-FIFO order) and returns its position, now owned by the caller.
+    /// `None` if the bounded search found nothing to evict.
     fn evict_one(&self, ours: Option<&dyn Fn(&K) -> bool>, guard: &Guard) -> Option<usize> {
-        let ring = self.ring.as_ref()?;
-        let limit = 2 * ring.len() + 2 * MAX_SWEEP;
-        let mut examined = 0;
-        for _ in 0..limit {
-            match ring.advance() {
-                None => spin_hint(),
-                // A free position does not free weight: pass it on.
-                Some(Found::Free(i)) => ring.release(i),
-                Some(Found::Occupied(i, hash)) => {
-                    examined += 1;
-                    let judging = ring.judging(i);
-                    let verdict = self.evict_at(i, hash, examined >= MAX_SWEEP, ours, guard);
-                    judging.done();
-                    match verdict {
-                        Evicted::Entry => {
-                            ring.take(i);
-                            return Some(i);
-                        }
-                        Evicted::Nothing => {
-                            ring.take(i);
-                            ring.release(i);
-                        }
-                        Evicted::No | Evicted::Ours => ring.restore(i),
-                    }
-                }
-            }
+        match self.hand(ours, Want::Eviction, guard) {
+            Claim::Pos(i) => Some(i),
+            Claim::Ours | Claim::NoRoom => None,
         }
-        None
     }
 
     /// Tells the listener, catching its panic.
@@ -811,7 +841,7 @@ where
         entry.value.weight = weight;
         if let Some(tti) = self.tti {
             let idle = time::nanos(self.clock.now()).saturating_add(tti);
-            entry.value.meta = AtomicU64::new(idle & !REFERENCED);
+            entry.value.meta = AtomicU64::new(idle & !FREQ);
         }
         let key: *const K = &entry.key;
         // SAFETY: the key is in the heap allocation of `entry`, owned here until `put` takes
@@ -878,8 +908,7 @@ where
         // `spare`, or installed in the table (freed only after our guard is dropped).
         let mut fresh = Some(entry);
         let mut refused = false;
-        // Replace in place, keeping the ring position (and then the reference bit is set: a
-        // write is a use).
+        // Replace in place, keeping the position (and its queue; a write counts as a use).
         let replace = |cur: Option<&Entry<K, Node<V>>>,
                        spare: Option<Box<Entry<K, Node<V>>>>,
                        fresh: &mut Option<Box<Entry<K, Node<V>>>>,
@@ -897,9 +926,11 @@ where
             *refused = false;
             let mut e = fresh.take().expect("entry");
             e.value.pos = c.value.pos;
-            // A write is a use: referenced, with the fresh entry's own idle deadline.
-            // Relaxed: `e` is not shared yet.
-            e.value.meta.fetch_or(REFERENCED, Ordering::Relaxed);
+            // A write is a use: the counter goes on from the old entry's, with the fresh
+            // entry's own idle deadline. Relaxed: `e` is not shared yet, and the old
+            // counter is a hint.
+            let used = bumped(c.value.meta.load(Ordering::Relaxed));
+            e.value.meta.fetch_or(used, Ordering::Relaxed);
             Some(Op::Put(e))
         };
         let ours = |k: &K| k == unsafe { &*kp };
@@ -939,6 +970,8 @@ where
                 Claim::NoRoom => return Put::NoRoom(fresh.take().expect("entry")),
             }
         };
+        // The queue the new entry joins (asks the ghosts: once per insert that got a position).
+        let queue = self.ring.as_ref().map_or(Q::Small, |r| r.admit(hash));
         let (old, new) = self.table.rmw(
             hash,
             |k| k == unsafe { &*kp },
@@ -959,7 +992,7 @@ where
                 if let Some(h) = held {
                     h.keep();
                 }
-                ring.occupy(pos, hash);
+                ring.occupy(pos, hash, queue);
                 Put::Stored(None)
             }
             _ => {
@@ -973,34 +1006,72 @@ where
         }
     }
 
-    /// Takes a ring position for a new entry, evicting the entry there if the hand finds
-    /// one whose reference bit is clear (or any, after [`MAX_SWEEP`] positions). An entry
-    /// whose key satisfies `ours` (the key being inserted, stored by another thread since
-    /// the caller looked) is never evicted: the caller must replace it instead. `NoRoom` if
-    /// the cache has capacity 0 or the bounded search met only positions owned by others.
+    /// Takes a position for a new entry: a free one, else one the hand frees by evicting
+    /// (see [`Cache::hand`]). An entry whose key satisfies `ours` (the key being inserted,
+    /// stored by another thread since the caller looked) is never evicted: the caller must
+    /// replace it instead. `NoRoom` if the cache has capacity 0 or the bounded search met
+    /// only positions owned by others.
     fn claim(&self, ours: &dyn Fn(&K) -> bool, guard: &Guard) -> Claim {
+        self.hand(Some(ours), Want::Position, guard)
+    }
+
+    /// The S3-FIFO hand: pops small while it holds at least its target (else main) and
+    /// judges the entry there ([`Cache::evict_at`]) until one is evicted, or (with
+    /// [`Want::Position`]) a position is found free. From small, a used entry moves to main,
+    /// and after a promotion main is popped next if it exceeds its share; from main, a used
+    /// entry is spared. Bounded: after [`MAX_SWEEP`] promotions the hand prefers main, after
+    /// `MAX_SWEEP` spared entries it evicts whatever it pops, and it gives up after
+    /// `2 * capacity + 4 * MAX_SWEEP` pops (gaps and empty queues count: every position may
+    /// be in other threads' hands).
+    fn hand(&self, ours: Option<&dyn Fn(&K) -> bool>, want: Want, guard: &Guard) -> Claim {
         let Some(ring) = self.ring.as_ref() else {
             return Claim::NoRoom;
         };
-        let limit = 2 * ring.len() + 2 * MAX_SWEEP;
-        for step in 0..limit {
-            match ring.advance() {
-                None => spin_hint(),
-                Some(Found::Free(i)) => return Claim::Pos(i),
-                Some(Found::Occupied(i, hash)) => {
-                    let judging = ring.judging(i);
-                    let verdict = self.evict_at(i, hash, step >= MAX_SWEEP, Some(ours), guard);
-                    judging.done();
-                    match verdict {
-                        Evicted::No => ring.restore(i),
-                        Evicted::Ours => {
-                            ring.restore(i);
-                            return Claim::Ours;
-                        }
-                        Evicted::Entry | Evicted::Nothing => {
-                            ring.take(i);
-                            return Claim::Pos(i);
-                        }
+        if want == Want::Position {
+            if let Some(i) = ring.take_free() {
+                return Claim::Pos(i);
+            }
+        }
+        let limit = 2 * ring.len() + 4 * MAX_SWEEP;
+        let (mut spared, mut promoted) = (0, 0);
+        let mut next = None;
+        for _ in 0..limit {
+            let q = next
+                .take()
+                .unwrap_or_else(|| ring.pick(promoted >= MAX_SWEEP));
+            let Some((i, hash, q)) = ring.pop(q) else {
+                spin_hint();
+                continue;
+            };
+            let force = match q {
+                Q::Small => promoted >= MAX_SWEEP,
+                Q::Main => spared >= MAX_SWEEP,
+            };
+            let judging = ring.judging(i, q);
+            let verdict = self.evict_at(i, hash, q, force, ours, guard);
+            judging.done();
+            match verdict {
+                Evicted::Entry => return Claim::Pos(i),
+                Evicted::Nothing if want == Want::Position => return Claim::Pos(i),
+                // A free position does not free weight: pass it on.
+                Evicted::Nothing => ring.release(i),
+                Evicted::No => {
+                    spared += 1;
+                    ring.requeue(i, q);
+                }
+                Evicted::Promoted => {
+                    promoted += 1;
+                    ring.requeue(i, Q::Main);
+                    next = Some(if ring.main_over_target() {
+                        Q::Main
+                    } else {
+                        Q::Small
+                    });
+                }
+                Evicted::Ours => {
+                    ring.requeue(i, q);
+                    if want == Want::Position {
+                        return Claim::Ours;
                     }
                 }
             }
@@ -1008,13 +1079,17 @@ where
         Claim::NoRoom
     }
 
-    /// Decides about the entry at ring position `i` (whose key hashes to `hash`): removes it
-    /// if it expired, or if its reference bit is clear or `force`; otherwise clears the bit.
-    /// Says whether the position is now free of any entry, and whether one was evicted.
+    /// Decides about the entry at position `i` (whose key hashes to `hash`), popped from
+    /// queue `q`: removes it if it expired; from small, promotes it if it was used since it
+    /// was queued, else evicts it (into the small ghost); from main, spares it (taking one
+    /// from its counter) if the counter is above 0, else evicts it (into the main ghost).
+    /// `force`: evict a used entry too. Says whether the position is now free of any entry,
+    /// and whether one was evicted.
     fn evict_at(
         &self,
         i: usize,
         hash: u64,
+        q: Q,
         force: bool,
         ours: Option<&dyn Fn(&K) -> bool>,
         guard: &Guard,
@@ -1022,6 +1097,7 @@ where
         let pos = i as u32;
         let mut cause = RemovalCause::Capacity;
         let mut mine = false;
+        let mut promote = false;
         let (old, new) = self.table.rmw_by(
             hash,
             |e| e.value.pos == pos,
@@ -1033,14 +1109,19 @@ where
                 }
                 Some(c) => {
                     mine = false;
+                    promote = false;
                     if self.expired(&c.value) {
                         cause = RemovalCause::Expired;
-                        Op::Remove
-                    } else if c.value.take_reference() && !force {
-                        Op::Keep
-                    } else {
-                        cause = RemovalCause::Capacity;
-                        Op::Remove
+                        return Op::Remove;
+                    }
+                    cause = RemovalCause::Capacity;
+                    match q {
+                        Q::Small if !force && c.value.freq() > 0 => {
+                            promote = true;
+                            Op::Keep
+                        }
+                        Q::Main if c.value.take_one() && !force => Op::Keep,
+                        _ => Op::Remove,
                     }
                 }
             },
@@ -1049,12 +1130,23 @@ where
         );
         match (old, new) {
             (Some(old), None) => {
+                if cause == RemovalCause::Capacity {
+                    if let Some(ring) = &self.ring {
+                        ring.remember(hash, q);
+                    }
+                }
                 self.gone(old, cause);
                 Evicted::Entry
             }
             // Nothing holds this position any more (its entry was removed by the user).
             (None, _) => Evicted::Nothing,
             (Some(_), Some(_)) if mine => Evicted::Ours,
+            (Some(old), Some(_)) if promote => {
+                // A hit between the judgement and this reset is lost: it counts as a hit
+                // while in small, which is what promoted the entry.
+                old.value.reset();
+                Evicted::Promoted
+            }
             (Some(_), Some(_)) => Evicted::No,
         }
     }
