@@ -27,7 +27,7 @@ use time::NEVER;
 /// Why an entry left the cache, as told to the eviction listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RemovalCause {
-    /// Evicted by CLOCK to keep the cache within its capacity (or refused because the cache
+    /// Evicted (S3-FIFO) to keep the cache within its capacity (or refused because the cache
     /// could not make room, see [`Cache::insert`]).
     Capacity,
     /// Its time-to-live passed.
@@ -167,13 +167,19 @@ impl<V> Node<V> {
     }
 }
 
-/// A bounded, lock-free concurrent cache: CLOCK eviction (approximating LRU), per-entry
+/// A bounded, lock-free concurrent cache: adaptive S3-FIFO eviction, per-entry
 /// time-to-live, cache-aside loading with stampede protection, versioned inserts, an
 /// eviction listener and statistics.
 ///
 /// Values are returned as clones (wrap large values in `Arc`). A hit reads the bucket line
-/// and the entry line, sets the entry's reference bit only if it is clear, and bumps a
-/// per-thread counter: no lock and no write to a line other threads write.
+/// and the entry line, counts a use in the entry's 2-bit counter only if it is below 3, and
+/// bumps a per-thread counter: no lock and no write to a line other threads write.
+///
+/// Eviction is S3-FIFO with an adaptive probationary queue: a new key waits in a small FIFO
+/// and is evicted from there unless it is used again, which moves it to the main FIFO (a
+/// 2-bit CLOCK); keys that come back soon after eviction (remembered by fingerprint) go to
+/// main directly, and the small queue's size adapts as ARC's does. One-hit wonders thus leave
+/// quickly without pushing out the frequently used keys.
 ///
 /// ```
 /// use linemap::Cache;
@@ -181,8 +187,8 @@ impl<V> Node<V> {
 /// let cache = Cache::new(2);
 /// cache.insert("a", 1);
 /// cache.insert("b", 2);
-/// assert_eq!(cache.get("a"), Some(1)); // "a" is now referenced
-/// cache.insert("c", 3); // evicts "b", the unreferenced one
+/// assert_eq!(cache.get("a"), Some(1)); // "a" is used again: it moves to main
+/// cache.insert("c", 3); // evicts "b", used only once
 /// assert_eq!(cache.get("b"), None);
 /// assert_eq!(cache.len(), 2);
 /// ```
@@ -190,7 +196,7 @@ impl<V> Node<V> {
 /// # Capacity
 ///
 /// The cache never holds more than `capacity` entries: an insert that adds a key first
-/// takes a position on the CLOCK ring, evicting the entry there if needed, so the bound holds
+/// takes one of `capacity` positions, evicting an entry to free one if needed, so the bound holds
 /// whenever an insert returns. A cache of capacity 0 stores nothing (each insert's value goes
 /// straight to the listener with [`RemovalCause::Capacity`]). Capacity is limited to
 /// `u32::MAX - 1` entries.
@@ -199,7 +205,7 @@ impl<V> Node<V> {
 ///
 /// [`Cache::insert_with_ttl`] and the builder's [`time_to_live`](CacheBuilder::time_to_live)
 /// give entries a deadline. An expired entry is never returned; it is removed by the next
-/// lookup that finds it, by the CLOCK hand, or by [`Cache::purge_expired`]. No background
+/// lookup that finds it, by the eviction hand, or by [`Cache::purge_expired`]. No background
 /// thread is involved, and a cache whose entries have no deadline never reads the clock.
 pub struct Cache<K, V, S = DefaultHashBuilder> {
     table: RawTable<K, Node<V>>,
@@ -370,7 +376,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// Bounds the total weight of the entries by `budget`, as measured by `weigh(key, value)`
     /// when an entry is stored (the builder's capacity still bounds the number of entries).
     ///
-    /// An insert first reserves its entry's weight, evicting entries (CLOCK order) until it
+    /// An insert first reserves its entry's weight, evicting entries (S3-FIFO order) until it
     /// fits, so the budget holds whenever an insert returns. An entry that weighs 0 costs
     /// only its place among the `capacity` entries. An entry heavier than the whole budget is
     /// not stored: its value goes to the listener with [`RemovalCause::Capacity`]. `weigh`
@@ -383,7 +389,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     ///     .build();
     /// cache.insert(1, "abcd".to_string());
     /// cache.insert(2, "efgh".to_string());
-    /// cache.insert(3, "ijkl".to_string()); // 12 > 10: the CLOCK victim goes
+    /// cache.insert(3, "ijkl".to_string()); // 12 > 10: the eviction victim goes
     /// assert_eq!(cache.len(), 2);
     /// assert!(cache.weight() <= 10);
     /// cache.insert(4, "far too long for the budget".to_string()); // refused
@@ -755,7 +761,7 @@ where
     }
 
     /// Whether `key` is present and not expired (does not count as a hit or a miss, and
-    /// does not mark the entry referenced).
+    /// does not count as a use of the entry).
     ///
     /// ```
     /// let cache = linemap::Cache::new(10);
@@ -775,7 +781,7 @@ where
     }
 
     /// Inserts `key -> value`, replacing any value for the key. If the key is new and the
-    /// cache is full, CLOCK evicts an entry first (the listener hears of it with
+    /// cache is full, an entry is evicted first (the listener hears of it with
     /// [`RemovalCause::Capacity`]).
     ///
     /// In a cache of capacity 0, or when every ring position is held by an insert in
@@ -1243,7 +1249,7 @@ where
     }
 
     /// Removes every expired entry now; returns how many. (Expired entries are also removed
-    /// as lookups and the CLOCK hand meet them; this is for callers that want memory back
+    /// as lookups and the eviction hand meet them; this is for callers that want memory back
     /// at a time of their choosing.)
     ///
     /// ```
