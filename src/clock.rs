@@ -5,9 +5,10 @@
 //! holds one (its `Node::pos`), distinct from every other entry's, so the table never holds
 //! more than `capacity` entries. A token is always in exactly one place (see [`queue`]):
 //!
-//! * in the **free** queue: no entry holds it (at first every token is there);
+//! * not given out yet: positions `fresh..capacity` (at first all of them);
 //! * in the **small** (probationary) or the **main** queue: the entry placed there holds it, or
-//!   held it and was removed by the user since (the hand then finds nothing and reuses it);
+//!   held it and was removed by the user since, or none did (a position an inserter gave back
+//!   joins small): the hand then finds no entry and reuses it;
 //! * in one thread's hands: an inserter that is placing its entry ([`Held`]), or the hand
 //!   judging the entry there ([`Judging`]). Both guards put the token back if user code
 //!   unwinds.
@@ -29,7 +30,7 @@
 mod ghost;
 mod queue;
 
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{AtomicU64, AtomicUsize, Ordering};
 use ghost::Ghost;
 pub(crate) use queue::Pop;
 use queue::Queue;
@@ -49,7 +50,8 @@ pub(crate) enum Q {
 /// The queues, ghosts and hashes of the cache's positions (see the module docs).
 pub(crate) struct Ring {
     hashes: Box<[AtomicU64]>,
-    free: Queue,
+    /// Positions `fresh..len` were never given out.
+    fresh: AtomicUsize,
     small: Queue,
     main: Queue,
     /// Keys evicted from small before they were used again.
@@ -67,7 +69,7 @@ impl Ring {
         debug_assert!(n >= 1);
         Ring {
             hashes: (0..n).map(|_| AtomicU64::new(0)).collect(),
-            free: Queue::full(n),
+            fresh: AtomicUsize::new(0),
             small: Queue::new(n),
             main: Queue::new(n),
             small_ghost: Ghost::new(n.div_ceil(2)),
@@ -88,16 +90,23 @@ impl Ring {
         }
     }
 
-    /// A position no entry holds, now owned by the caller (`None` once every position was
+    /// A position never given out, now owned by the caller (`None` once every position was
     /// given out: then the hand must evict).
+    #[inline]
     pub(crate) fn take_free(&self) -> Option<usize> {
-        loop {
-            match self.free.pop() {
-                Pop::Got(i) => return Some(i),
-                Pop::Empty => return None,
-                Pop::Gap => {}
+        // Relaxed: the counter hands out distinct numbers; nothing is published through it.
+        let mut i = self.fresh.load(Ordering::Relaxed);
+        while i < self.len() {
+            // Relaxed: as above.
+            match self
+                .fresh
+                .compare_exchange_weak(i, i + 1, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return Some(i),
+                Err(now) => i = now,
             }
         }
+        None
     }
 
     /// The queue the hand should pop: small while it holds at least its target (or main is
@@ -124,9 +133,10 @@ impl Ring {
         self.main.len() as u64 * ONE + self.target.load(Ordering::Relaxed) > self.len() as u64 * ONE
     }
 
-    /// Pops queue `q`, or the other one if `q` is empty. `Some((position, hash, queue))`:
-    /// the caller now owns the position and must give it back ([`Ring::judging`]). `None`:
-    /// both were empty (every token is in other threads' hands) or the head was a gap.
+    /// Pops queue `q`, or the other one if `q` is empty or busy. `Some((position, hash,
+    /// queue))`: the caller now owns the position and must give it back
+    /// ([`Ring::judging`]). `None`: both were empty or busy (every token is in other
+    /// threads' hands), or the head was a gap.
     pub(crate) fn pop(&self, q: Q) -> Option<(usize, u64, Q)> {
         let other = match q {
             Q::Small => Q::Main,
@@ -134,7 +144,7 @@ impl Ring {
         };
         for q in [q, other] {
             match self.queue(q).pop() {
-                Pop::Empty => continue,
+                Pop::Empty | Pop::Busy => continue,
                 Pop::Gap => return None,
                 // Relaxed: ordered after the pusher's write by the pop's Acquire swap.
                 Pop::Got(i) => return Some((i, self.hashes[i].load(Ordering::Relaxed), q)),
@@ -156,9 +166,11 @@ impl Ring {
         self.queue(q).push(i);
     }
 
-    /// The caller's position `i` holds no entry: back to the free queue.
+    /// The caller's position `i` holds no entry: it joins small, where the hand will find
+    /// it empty and reuse it. (Rare: an insert that made room and then replaced its key
+    /// instead, or unwound; or the weight path passing on a free position.)
     pub(crate) fn release(&self, i: usize) {
-        self.free.push(i);
+        self.small.push(i);
     }
 
     /// A new key hashing to `hash` is being inserted: the queue it joins (main if a ghost
@@ -215,10 +227,10 @@ impl Ring {
         (self.target.load(Ordering::Relaxed) / ONE) as usize
     }
 
-    /// Tokens in the queues' cells: (free, small, main) (a snapshot).
+    /// Tokens in the queues' cells: (small, main) (a snapshot).
     #[cfg(test)]
-    pub(crate) fn tokens(&self) -> (usize, usize, usize) {
-        (self.free.tokens(), self.small.tokens(), self.main.tokens())
+    pub(crate) fn tokens(&self) -> (usize, usize) {
+        (self.small.tokens(), self.main.tokens())
     }
 }
 
@@ -245,7 +257,7 @@ mod tests {
         assert_eq!(r.pop(Q::Small), Some((0, 100, Q::Main)));
         r.requeue(0, Q::Main);
         r.release(9);
-        assert_eq!(r.tokens(), (1, 0, 9));
+        assert_eq!(r.tokens(), (1, 9));
     }
 
     #[test]
@@ -274,10 +286,10 @@ mod tests {
         let a = r.take_free().unwrap();
         let b = r.take_free().unwrap();
         drop(r.held(Some(a)));
-        r.occupy(b, 5, Q::Small);
-        let (i, _, q) = r.pop(Q::Small).unwrap();
+        r.occupy(b, 5, Q::Main);
+        let (i, _, q) = r.pop(Q::Main).unwrap();
         drop(r.judging(i, q));
-        assert_eq!(r.tokens(), (1, 1, 0));
+        assert_eq!(r.tokens(), (1, 1));
     }
 }
 

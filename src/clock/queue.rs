@@ -1,49 +1,71 @@
-//! A lock-free FIFO of ring positions: one of the cache's queues (free, small, main).
+//! A lock-free FIFO of ring positions: one of the cache's two queues (small, main).
 //!
-//! A queue is an array of cells and two ticket counters. A cell is [`EMPTY`] or holds one
-//! position (stored as `position + 1`). A **position token** is always in exactly one place:
-//! in one cell of one queue, or in the hands of one thread (the one that popped it, or the
-//! inserter that owns it). Push and pop move it with one atomic step each:
+//! A queue is an array of `n` cells and two ticket counters, `head` and `tail`. Ticket `t`
+//! uses cell `t % n`. A cell is one `AtomicU64`: the low 32 bits of the ticket it serves
+//! (`seq`) and a value, [`EMPTY`] or a position + 1. A **position token** is always in exactly
+//! one place: in one cell, or in the hands of one thread (the one that popped it, or the
+//! inserter that owns it). The protocol is a bounded ring queue in the style of Morrison and
+//! Afek's CRQ, where a pop that meets an unfinished push *closes* that ticket instead of
+//! waiting for it:
 //!
 //! ```text
-//!   push(p): t = tail++ ; CAS cells[t % n]: EMPTY -> p+1   (fails: take the next ticket)
-//!   pop():   h = head, h < tail ; CAS head: h -> h+1 ; swap cells[h % n] -> EMPTY
+//!   push(p):  t = tail++ ; cell (seq <= t, EMPTY) --CAS--> (t, p)     else: next ticket
+//!   pop():    h = head < tail ; cell at h is
+//!               (h, p)          -> take: CAS to (h+n, EMPTY); p is ours; move the head
+//!               (s <= h, EMPTY) -> close: CAS to (h+n, EMPTY); move the head: a gap
+//!               (s > h, _)      -> taken, closed or lapped: move the head: a gap
+//!               (s < h, p)      -> a stale read: busy, look again
+//!   move the head: CAS h -> h+1 (any pop may do it for another)
 //! ```
 //!
-//! * A push whose cell is still full (a token stranded by the race below, or a pop of the
-//!   previous lap not finished) leaves that ticket empty and takes the next one. While no
-//!   other thread moves, at most `positions` cells are full, so a push takes at most
-//!   `positions + 1` tickets: the push is lock-free, and wait-free in isolation.
-//! * A pop whose cell is still EMPTY (a **gap**: a push that failed, or one that took its
-//!   ticket and has not written yet) returns [`Pop::Gap`]. A token written after its ticket
-//!   was passed is **stranded**: it sits outside `head..tail` until the head comes round to its
-//!   cell again (a push there fails and moves on, the pop there takes it). Stranding only
-//!   reorders; no token is lost or duplicated, because a token enters a cell only by a CAS
-//!   from EMPTY and leaves it only by a swap to EMPTY.
+//! * A token is written only by a CAS from EMPTY with `seq <= t`, so into a cell whose ticket
+//!   `t` no pop has passed (the head passes `t` only after the cell moved to `seq > t`). So a
+//!   token is never **stranded** behind the head: it is taken by the pop of its own ticket,
+//!   which comes as pops move the head on, pushes or not.
+//! * A token leaves a cell only through the one CAS that empties it: one owner. So no token
+//!   is lost or duplicated.
+//! * Lock-free: a push's CAS fails only if a pop closed its ticket (progress) or the cell holds
+//!   a token (while no other thread moves, at most `positions` cells do, so a push takes at
+//!   most `positions + 1` tickets); a pop's CAS fails only if another thread changed the cell.
+//!   A pop that empties a cell and stalls before moving the head holds up no one: the next
+//!   pop sees the emptied cell and moves the head for it.
 //!
-//! So the order is FIFO except around races, which is all an eviction order needs; what must
-//! be exact is that each token is in one place, which holds at every step.
+//! `seq` keeps 32 bits of the ticket and is compared with wrapping arithmetic, which is exact
+//! while no two tickets in use are 2^31 apart (a queue holds at most `n` of them).
 
-use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::sync::{AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
 
-/// A cell holding no position.
-const EMPTY: u32 = 0;
+/// A cell's value when it holds no position.
+const EMPTY: u64 = 0;
 
 /// What [`Queue::pop`] found.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Pop {
     /// `head == tail`: nothing queued.
     Empty,
-    /// The cell at the head held no token (see the module docs); the head moved on.
+    /// The head ticket held no token (its push failed, or was closed); the head moved on.
     Gap,
+    /// A CAS on the head cell lost a race, or the read was stale; nothing moved: look again.
+    Busy,
     /// This position, now owned by the caller.
     Got(usize),
 }
 
+/// `a <= b` for 32-bit sequence numbers that wrap.
+#[inline]
+fn seq_le(a: u32, b: u32) -> bool {
+    b.wrapping_sub(a) as i32 >= 0
+}
+
+#[inline]
+fn cell_word(seq: u32, value: u64) -> u64 {
+    (u64::from(seq) << 32) | value
+}
+
 /// A FIFO of positions `0..positions` (see the module docs).
 pub(crate) struct Queue {
-    cells: Box<[AtomicU32]>,
+    cells: Box<[AtomicU64]>,
     /// Next ticket to pop. Padded: every evicting thread moves it.
     head: CachePadded<AtomicU64>,
     /// Next ticket to push. Padded: every insert moves some queue's tail.
@@ -52,28 +74,22 @@ pub(crate) struct Queue {
 
 impl Queue {
     /// An empty queue for up to `positions` tokens (`positions < u32::MAX`). Slack cells
-    /// keep a push from meeting a full cell except after a race.
+    /// keep a push from meeting a full cell while pushes are in flight.
     pub(crate) fn new(positions: usize) -> Self {
         debug_assert!(positions < u32::MAX as usize);
         let n = positions + positions / 8 + 8;
         Queue {
-            cells: (0..n).map(|_| AtomicU32::new(EMPTY)).collect(),
+            // Cell `i` first serves ticket `i` (`i < n <= 2^32 + 2^29 + 8`: its low 32 bits).
+            cells: (0..n)
+                .map(|i| AtomicU64::new(cell_word(i as u32, EMPTY)))
+                .collect(),
             head: CachePadded::new(AtomicU64::new(0)),
             tail: CachePadded::new(AtomicU64::new(0)),
         }
     }
 
-    /// A queue holding `0..positions` in order.
-    pub(crate) fn full(positions: usize) -> Self {
-        let q = Queue::new(positions);
-        for i in 0..positions {
-            q.push(i);
-        }
-        q
-    }
-
     #[inline]
-    fn cell(&self, ticket: u64) -> &AtomicU32 {
+    fn cell(&self, ticket: u64) -> &AtomicU64 {
         // The remainder is below `cells.len()`, a usize.
         &self.cells[(ticket % self.cells.len() as u64) as usize]
     }
@@ -81,48 +97,88 @@ impl Queue {
     /// Appends position `p`, which the caller owns and gives up.
     pub(crate) fn push(&self, p: usize) {
         debug_assert!(p < u32::MAX as usize);
-        let v = p as u32 + 1;
+        let v = p as u64 + 1;
         loop {
             // Relaxed: the ticket only spreads pushes over cells; the CAS below decides.
             let t = self.tail.fetch_add(1, Ordering::Relaxed);
-            // Release: the popper's Acquire swap then sees everything the owner wrote before
-            // giving the token up (the position's hash). Relaxed on failure: we read nothing.
-            if self
-                .cell(t)
-                .compare_exchange(EMPTY, v, Ordering::Release, Ordering::Relaxed)
-                .is_ok()
-            {
-                return;
+            let cell = self.cell(t);
+            // Relaxed: the CAS below re-checks the word.
+            let mut cur = cell.load(Ordering::Relaxed);
+            while cur & u64::from(u32::MAX) == EMPTY && seq_le((cur >> 32) as u32, t as u32) {
+                // Release: the popper's Acquire load then sees everything the owner wrote
+                // before giving the token up (the position's hash). Relaxed on failure: we
+                // look again.
+                match cell.compare_exchange_weak(
+                    cur,
+                    cell_word(t as u32, v),
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return,
+                    Err(now) => cur = now,
+                }
             }
+            // The ticket was closed by a pop, or the cell holds a token: take another.
         }
     }
 
     /// Takes the token at the head, if any.
     pub(crate) fn pop(&self) -> Pop {
-        // Relaxed: the head and tail only pick a ticket; the token moves by the swap below.
-        let mut h = self.head.load(Ordering::Relaxed);
-        loop {
-            // Relaxed: as above; a stale tail reads as empty or as a gap, both harmless.
-            if h >= self.tail.load(Ordering::Relaxed) {
-                return Pop::Empty;
-            }
-            // Relaxed: the CAS makes the ticket ours; it publishes nothing.
-            match self
-                .head
-                .compare_exchange_weak(h, h + 1, Ordering::Relaxed, Ordering::Relaxed)
+        // Relaxed: the head only picks a ticket; the cell CASes below decide.
+        let h = self.head.load(Ordering::Relaxed);
+        // Relaxed: a stale tail reads as empty, which the caller treats as "try elsewhere".
+        if h >= self.tail.load(Ordering::Relaxed) {
+            return Pop::Empty;
+        }
+        let cell = self.cell(h);
+        let hs = h as u32;
+        let next = cell_word(hs.wrapping_add(self.cells.len() as u32), EMPTY);
+        // Relaxed: the CASes below re-check the word; the take's CAS is the Acquire.
+        let cur = cell.load(Ordering::Relaxed);
+        let (seq, value) = ((cur >> 32) as u32, cur & u64::from(u32::MAX));
+        if seq == hs && value != EMPTY {
+            // Take: the CAS that empties the cell makes the token ours. Acquire: pairs with
+            // the Release CAS of the push that put it here, so the position's hash read
+            // after the pop is that push's. Relaxed on failure: another pop took it.
+            if cell
+                .compare_exchange(cur, next, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
             {
-                Ok(_) => break,
-                Err(now) => h = now,
+                return Pop::Busy;
             }
+            self.advance(h);
+            return Pop::Got(value as usize - 1);
         }
-        // Acquire: pairs with the Release CAS of the push that put the token here.
-        match self.cell(h).swap(EMPTY, Ordering::Acquire) {
-            EMPTY => Pop::Gap,
-            v => Pop::Got(v as usize - 1),
+        if value == EMPTY && seq_le(seq, hs) {
+            // Close ticket h: its push (in flight, or never to come) now fails and retries
+            // at the tail. Relaxed: the close publishes nothing; on failure the cell changed.
+            if cell
+                .compare_exchange(cur, next, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+            {
+                return Pop::Busy;
+            }
+        } else if !seq_le(hs.wrapping_add(1), seq) {
+            // A token with an older ticket: a stale read (its pop took it, or will, before
+            // moving the head past it). Look again.
+            return Pop::Busy;
         }
+        // Ticket h is taken, closed or skipped by a push of a later lap: move the head past
+        // it (helping a pop that emptied the cell and has not moved the head yet).
+        self.advance(h);
+        Pop::Gap
     }
 
-    /// Tickets between head and tail: the queued tokens plus gaps (a snapshot).
+    /// Moves the head from `h` to `h + 1` unless another pop did.
+    #[inline]
+    fn advance(&self, h: u64) {
+        // Relaxed: the head only picks tickets; a failure means it already moved.
+        let _ = self
+            .head
+            .compare_exchange(h, h + 1, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// Tickets between head and tail: the queued tokens plus pushes in flight (a snapshot).
     #[inline]
     pub(crate) fn len(&self) -> usize {
         // Relaxed: a sizing hint for the eviction choice.
@@ -131,12 +187,12 @@ impl Queue {
         t.saturating_sub(h) as usize
     }
 
-    /// Tokens in the queue's cells (a snapshot; counts stranded ones).
+    /// Tokens in the queue's cells (a snapshot).
     #[cfg(test)]
     pub(crate) fn tokens(&self) -> usize {
         self.cells
             .iter()
-            .filter(|c| c.load(Ordering::Relaxed) != EMPTY)
+            .filter(|c| c.load(Ordering::Relaxed) & u64::from(u32::MAX) != EMPTY)
             .count()
     }
 }
@@ -163,7 +219,10 @@ mod tests {
 
     #[test]
     fn wraps_around_many_laps() {
-        let q = Queue::full(5);
+        let q = Queue::new(5);
+        for p in 0..5 {
+            q.push(p);
+        }
         for round in 0..100 {
             match q.pop() {
                 Pop::Got(p) => {
@@ -177,29 +236,26 @@ mod tests {
     }
 
     #[test]
-    fn gap_and_stranded_token_is_found_a_lap_later() {
+    fn a_pop_closes_an_unfinished_push_which_retries_at_the_tail() {
         let q = Queue::new(2);
-        let n = q.cells.len() as u64;
-        // A push that took ticket 0 but has not written yet: the pop finds a gap.
+        // A push that took ticket 0 but has not written yet: the pop closes the ticket.
         q.tail.fetch_add(1, Ordering::Relaxed);
         assert_eq!(q.pop(), Pop::Gap);
-        // The late write strands token 1 in cell 0.
-        q.cells[0].store(2, Ordering::Relaxed);
         assert_eq!(q.pop(), Pop::Empty);
-        // Pushes walk the tail round; the one meeting cell 0 skips it.
-        for _ in 0..n {
-            q.push(0);
-            match q.pop() {
-                Pop::Got(0) => {}
-                Pop::Got(1) => {
-                    // The stranded token came back; the skipped ticket is a gap or ours.
-                    assert_eq!(q.tokens(), 1);
-                    return;
-                }
-                Pop::Gap => {}
-                other => panic!("{other:?}"),
-            }
-        }
-        panic!("the stranded token was never popped");
+        // The late write fails on the closed cell (as `push`'s CAS would).
+        let cur = q.cells[0].load(Ordering::Relaxed);
+        assert!(!seq_le((cur >> 32) as u32, 0));
+        // The retried push takes a fresh ticket and is popped normally.
+        q.push(1);
+        assert_eq!(q.pop(), Pop::Got(1));
+        assert_eq!(q.tokens(), 0);
+    }
+
+    #[test]
+    fn sequence_numbers_wrap() {
+        assert!(seq_le(u32::MAX, 0));
+        assert!(seq_le(5, 5));
+        assert!(!seq_le(6, 5));
+        assert!(!seq_le(0, u32::MAX));
     }
 }
