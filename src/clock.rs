@@ -31,7 +31,7 @@ mod ghost;
 mod queue;
 
 use crate::sync::{AtomicU64, AtomicUsize, Ordering};
-use ghost::Ghost;
+use ghost::{Ghosts, Which};
 pub(crate) use queue::Pop;
 use queue::Queue;
 
@@ -54,10 +54,8 @@ pub(crate) struct Ring {
     fresh: AtomicUsize,
     small: Queue,
     main: Queue,
-    /// Keys evicted from small before they were used again.
-    small_ghost: Ghost,
-    /// Keys evicted from main.
-    main_ghost: Ghost,
+    /// Fingerprints of keys evicted from small (before they were used again) and from main.
+    ghosts: Ghosts,
     /// Target length of the small queue, in units of `1 / ONE` entries.
     target: AtomicU64,
 }
@@ -72,8 +70,7 @@ impl Ring {
             fresh: AtomicUsize::new(0),
             small: Queue::new(n),
             main: Queue::new(n),
-            small_ghost: Ghost::new(n.div_ceil(2)),
-            main_ghost: Ghost::new(n.div_ceil(2)),
+            ghosts: Ghosts::new(n.div_ceil(2)),
             target: AtomicU64::new((n as u64 * ONE / 10).max(ONE)),
         }
     }
@@ -176,12 +173,12 @@ impl Ring {
     /// A new key hashing to `hash` is being inserted: the queue it joins (main if a ghost
     /// remembered it, else small), adapting the small target as ARC does.
     pub(crate) fn admit(&self, hash: u64) -> Q {
-        let in_small = self.small_ghost.take(hash);
-        let in_main = self.main_ghost.take(hash);
+        let (in_small, in_main) = self.ghosts.take(hash);
         if !in_small && !in_main {
             return Q::Small;
         }
-        let (s, m) = (self.small_ghost.len() as u64, self.main_ghost.len() as u64);
+        let s = self.ghosts.len(Which::Small) as u64;
+        let m = self.ghosts.len(Which::Main) as u64;
         // Relaxed: a racing update may be lost; that only delays the adaptation.
         let t = self.target.load(Ordering::Relaxed);
         let hi = (self.len() as u64 - 1).max(1) * ONE;
@@ -200,8 +197,8 @@ impl Ring {
     /// Remembers the key hashing to `hash`, just evicted from queue `q`.
     pub(crate) fn remember(&self, hash: u64, q: Q) {
         match q {
-            Q::Small => self.small_ghost.insert(hash),
-            Q::Main => self.main_ghost.insert(hash),
+            Q::Small => self.ghosts.insert(hash, Which::Small),
+            Q::Main => self.ghosts.insert(hash, Which::Main),
         }
     }
 

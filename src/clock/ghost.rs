@@ -1,93 +1,128 @@
-//! A ghost: a fixed-size, lock-free set of fingerprints of recently evicted keys.
+//! The ghosts: fixed-size, lock-free sets of fingerprints of recently evicted keys, one for
+//! keys evicted from the small queue and one for keys evicted from main.
 //!
-//! Fingerprints are 32 bits, in buckets of four `AtomicU32` (16 bytes), the bucket chosen by
-//! the key's hash. An insert overwrites its bucket's slots round-robin (so each bucket
-//! forgets in FIFO order, and the whole approximately); a lookup that finds the fingerprint
-//! clears it. This is `Ghost::table` of `cachesim/src/policies.rs`, which on the project's
-//! traces did as well as an exact FIFO of whole keys. Two keys with one bucket and one
-//! fingerprint are confused (2^-32 per comparison): a ghost only steers which queue a new
-//! entry joins, so a false hit costs hit ratio, never correctness.
+//! Fingerprints are 32 bits, in buckets of four `AtomicU32` per ghost, the bucket chosen by
+//! the key's hash. The two ghosts have the same geometry and share each bucket's cache line
+//! (32 bytes: small's four slots, then main's four), so a miss, which asks both, reads one
+//! line. An insert overwrites its bucket's slots round-robin (so each bucket forgets in FIFO
+//! order, and the whole ghost approximately); a lookup that finds the fingerprint clears it.
+//! This is `Ghost::table` of `cachesim/src/policies.rs`, which on the project's traces did as
+//! well as an exact FIFO of whole keys. Two keys with one bucket and one fingerprint are
+//! confused (2^-32 per comparison): a ghost only steers which queue a new entry joins, so a
+//! false hit costs hit ratio, never correctness.
 //!
 //! Every access is `Relaxed`: a fingerprint publishes no data, and a lost or late update only
-//! changes one admission decision. Nothing allocates after [`Ghost::new`].
+//! changes one admission decision. Nothing allocates after [`Ghosts::new`].
 
 use crate::sync::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
 
-/// Slots per bucket.
+/// Slots per bucket of one ghost.
 const WAYS: usize = 4;
 
-/// A fixed-size set of fingerprints (see the module docs).
-pub(crate) struct Ghost {
-    /// `WAYS` slots per bucket; 0 is an empty slot.
-    slots: Box<[AtomicU32]>,
-    /// Per bucket, the next slot an insert overwrites (taken modulo `WAYS`).
-    next: Box<[AtomicU8]>,
-    /// Slots holding a fingerprint (approximate: updated after the slot).
-    live: AtomicUsize,
+/// Which ghost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Which {
+    /// Keys evicted from small before they were used again.
+    Small = 0,
+    /// Keys evicted from main.
+    Main = 1,
 }
 
-impl Ghost {
-    /// An empty ghost of about `keys` fingerprints (0 disables it).
+/// Both ghosts (see the module docs).
+pub(crate) struct Ghosts {
+    /// Per bucket, `WAYS` slots of the small ghost then `WAYS` of the main ghost; 0 is an
+    /// empty slot.
+    slots: Box<[AtomicU32]>,
+    /// Per bucket and ghost, the next slot an insert overwrites (taken modulo `WAYS`).
+    next: Box<[AtomicU8]>,
+    /// Per ghost, slots holding a fingerprint (approximate: updated after the slot).
+    live: [AtomicUsize; 2],
+}
+
+/// Where a key's fingerprint goes: its bucket and the fingerprint (never 0).
+#[derive(Clone, Copy)]
+struct Spot {
+    bucket: usize,
+    fp: u32,
+}
+
+impl Ghosts {
+    /// Two empty ghosts of about `keys` fingerprints each (0 disables them).
     pub(crate) fn new(keys: usize) -> Self {
         let buckets = keys.div_ceil(WAYS);
-        Ghost {
-            slots: (0..buckets * WAYS).map(|_| AtomicU32::new(0)).collect(),
-            next: (0..buckets).map(|_| AtomicU8::new(0)).collect(),
-            live: AtomicUsize::new(0),
+        Ghosts {
+            slots: (0..buckets * 2 * WAYS).map(|_| AtomicU32::new(0)).collect(),
+            next: (0..buckets * 2).map(|_| AtomicU8::new(0)).collect(),
+            live: [AtomicUsize::new(0), AtomicUsize::new(0)],
         }
     }
 
-    /// The bucket's slots and the (non-zero) fingerprint of a key hashing to `hash`. The
-    /// hash is remixed so that bucket and fingerprint do not reuse the table's bits.
+    /// The bucket and fingerprint of a key hashing to `hash`, remixed so that they do not
+    /// reuse the table's bits.
     #[inline]
-    fn locate(&self, hash: u64) -> Option<(usize, &[AtomicU32], u32)> {
-        if self.next.is_empty() {
+    fn spot(&self, hash: u64) -> Option<Spot> {
+        let buckets = self.next.len() / 2;
+        if buckets == 0 {
             return None;
         }
         let h = (hash ^ (hash >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        // Below `next.len()`, a usize.
-        let b = (((h >> 32) * self.next.len() as u64) >> 32) as usize;
-        Some((b, &self.slots[b * WAYS..(b + 1) * WAYS], (h as u32).max(1)))
+        Some(Spot {
+            // Below `buckets`, a usize.
+            bucket: (((h >> 32) * buckets as u64) >> 32) as usize,
+            fp: (h as u32).max(1),
+        })
     }
 
-    /// Remembers the key hashing to `hash`.
-    pub(crate) fn insert(&self, hash: u64) {
-        let Some((b, bucket, fp)) = self.locate(hash) else {
+    #[inline]
+    fn slots(&self, s: Spot, w: Which) -> &[AtomicU32] {
+        let at = (2 * s.bucket + w as usize) * WAYS;
+        &self.slots[at..at + WAYS]
+    }
+
+    /// Remembers the key hashing to `hash` in ghost `w`.
+    pub(crate) fn insert(&self, hash: u64, w: Which) {
+        let Some(s) = self.spot(hash) else {
             return;
         };
+        let slots = self.slots(s, w);
         // Relaxed (every access here): see the module docs.
-        if bucket.iter().any(|s| s.load(Ordering::Relaxed) == fp) {
+        if slots.iter().any(|x| x.load(Ordering::Relaxed) == s.fp) {
             return;
         }
-        let i = self.next[b].fetch_add(1, Ordering::Relaxed) as usize % WAYS;
-        if bucket[i].swap(fp, Ordering::Relaxed) == 0 {
-            self.live.fetch_add(1, Ordering::Relaxed);
+        let i = self.next[2 * s.bucket + w as usize].fetch_add(1, Ordering::Relaxed) as usize;
+        if slots[i % WAYS].swap(s.fp, Ordering::Relaxed) == 0 {
+            self.live[w as usize].fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    /// Whether the key hashing to `hash` was remembered; forgets it.
-    pub(crate) fn take(&self, hash: u64) -> bool {
-        let Some((_, bucket, fp)) = self.locate(hash) else {
-            return false;
+    /// Whether either ghost remembered the key hashing to `hash` (small's answer first),
+    /// forgetting it in both, as the simulated policy does.
+    pub(crate) fn take(&self, hash: u64) -> (bool, bool) {
+        let Some(s) = self.spot(hash) else {
+            return (false, false);
         };
-        for s in bucket {
+        (self.take_in(s, Which::Small), self.take_in(s, Which::Main))
+    }
+
+    fn take_in(&self, s: Spot, w: Which) -> bool {
+        for x in self.slots(s, w) {
             // Relaxed: see the module docs. A failed CAS means an insert overwrote the slot.
-            if s.load(Ordering::Relaxed) == fp
-                && s.compare_exchange(fp, 0, Ordering::Relaxed, Ordering::Relaxed)
+            if x.load(Ordering::Relaxed) == s.fp
+                && x.compare_exchange(s.fp, 0, Ordering::Relaxed, Ordering::Relaxed)
                     .is_ok()
             {
-                self.live.fetch_sub(1, Ordering::Relaxed);
+                self.live[w as usize].fetch_sub(1, Ordering::Relaxed);
                 return true;
             }
         }
         false
     }
 
-    /// Fingerprints held (a snapshot; a decrement may briefly run ahead of its increment,
-    /// which reads as 0).
-    pub(crate) fn len(&self) -> usize {
+    /// Fingerprints held by ghost `w` (a snapshot; a decrement may briefly run ahead of its
+    /// increment, which reads as 0).
+    pub(crate) fn len(&self, w: Which) -> usize {
         // Relaxed: a sizing hint.
-        let n = self.live.load(Ordering::Relaxed);
+        let n = self.live[w as usize].load(Ordering::Relaxed);
         if n > self.slots.len() {
             0
         } else {
@@ -102,34 +137,40 @@ mod tests {
 
     #[test]
     fn remembers_then_forgets_on_take() {
-        let g = Ghost::new(8);
-        g.insert(42);
-        assert_eq!(g.len(), 1);
-        g.insert(42); // already there: not counted twice
-        assert_eq!(g.len(), 1);
-        assert!(g.take(42));
-        assert!(!g.take(42));
-        assert_eq!(g.len(), 0);
+        let g = Ghosts::new(8);
+        g.insert(42, Which::Small);
+        assert_eq!((g.len(Which::Small), g.len(Which::Main)), (1, 0));
+        g.insert(42, Which::Small); // already there: not counted twice
+        assert_eq!(g.len(Which::Small), 1);
+        assert_eq!(g.take(42), (true, false));
+        assert_eq!(g.take(42), (false, false));
+        assert_eq!(g.len(Which::Small), 0);
+        g.insert(7, Which::Main);
+        assert_eq!(g.take(7), (false, true));
     }
 
     #[test]
     fn a_bucket_forgets_its_oldest_first() {
-        let g = Ghost::new(4); // one bucket
+        let g = Ghosts::new(4); // one bucket
         for h in 1..=5u64 {
-            g.insert(h * 0x9e37_79b9);
+            g.insert(h * 0x9e37_79b9, Which::Main);
         }
-        assert_eq!(g.len(), 4);
-        assert!(!g.take(0x9e37_79b9), "the first key was overwritten");
+        assert_eq!(g.len(Which::Main), 4);
+        assert_eq!(
+            g.take(0x9e37_79b9),
+            (false, false),
+            "the first was overwritten"
+        );
         for h in 2..=5u64 {
-            assert!(g.take(h * 0x9e37_79b9));
+            assert_eq!(g.take(h * 0x9e37_79b9), (false, true));
         }
     }
 
     #[test]
     fn disabled_when_empty() {
-        let g = Ghost::new(0);
-        g.insert(1);
-        assert!(!g.take(1));
-        assert_eq!(g.len(), 0);
+        let g = Ghosts::new(0);
+        g.insert(1, Which::Small);
+        assert_eq!(g.take(1), (false, false));
+        assert_eq!(g.len(Which::Small), 0);
     }
 }

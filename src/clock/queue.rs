@@ -102,10 +102,11 @@ impl Queue {
             // Relaxed: the ticket only spreads pushes over cells; the CAS below decides.
             let t = self.tail.fetch_add(1, Ordering::Relaxed);
             let cell = self.cell(t);
-            // Relaxed: the CAS below re-checks the word.
-            let mut cur = cell.load(Ordering::Relaxed);
+            // The usual state of a cell whose ticket comes up: emptied by the pop of the
+            // previous lap, which set it to this ticket. Tried first, without a load.
+            let mut cur = cell_word(t as u32, EMPTY);
             while cur & u64::from(u32::MAX) == EMPTY && seq_le((cur >> 32) as u32, t as u32) {
-                // Release: the popper's Acquire load then sees everything the owner wrote
+                // Release: the popper's Acquire take then sees everything the owner wrote
                 // before giving the token up (the position's hash). Relaxed on failure: we
                 // look again.
                 match cell.compare_exchange_weak(
