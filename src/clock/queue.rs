@@ -1,27 +1,27 @@
 //! A lock-free FIFO of ring positions: one of the cache's two queues (small, main).
 //!
 //! A queue is an array of `n` cells and two ticket counters, `head` and `tail`. Ticket `t`
-//! uses cell `t % n`. A cell is one `AtomicU64`: the low 32 bits of the ticket it serves
-//! (`seq`) and a value, [`EMPTY`] or a position + 1. A **position token** is always in exactly
-//! one place: in one cell, or in the hands of one thread (the one that popped it, or the
-//! inserter that owns it). The protocol is a bounded ring queue in the style of Morrison and
-//! Afek's CRQ, where a pop that meets an unfinished push *closes* that ticket instead of
-//! waiting for it:
+//! uses cell `t % n` in lap `t / n`. A cell is one `AtomicU64`: the lap it serves (`lap`, 32
+//! bits, wrapping) and a value, [`EMPTY`] or a position + 1. A **position token** is always in
+//! exactly one place: in one cell, or in the hands of one thread (the one that popped it, or
+//! the inserter that owns it). The protocol is a bounded ring queue in the style of Morrison
+//! and Afek's CRQ, where a pop that meets an unfinished push *closes* that ticket instead of
+//! waiting for it. For ticket `t` of lap `L`:
 //!
 //! ```text
-//!   push(p):  t = tail++ ; cell (seq <= t, EMPTY) --CAS--> (t, p)     else: next ticket
+//!   push(p):  t = tail++ ; cell (lap <= L, EMPTY) --CAS--> (L, p)       else: next ticket
 //!   pop():    h = head < tail ; cell at h is
-//!               (h, p)          -> take: CAS to (h+n, EMPTY); p is ours; move the head
-//!               (s <= h, EMPTY) -> close: CAS to (h+n, EMPTY); move the head: a gap
-//!               (s > h, _)      -> taken, closed or lapped: move the head: a gap
-//!               (s < h, p)      -> a stale read: busy, look again
+//!               (L, p)          -> take: CAS to (L+1, EMPTY); p is ours; move the head
+//!               (l <= L, EMPTY) -> close: CAS to (L+1, EMPTY); move the head: a gap
+//!               (l > L, _)      -> taken, closed or lapped: move the head: a gap
+//!               (l < L, p)      -> a stale read: busy, look again
 //!   move the head: CAS h -> h+1 (any pop may do it for another)
 //! ```
 //!
-//! * A token is written only by a CAS from EMPTY with `seq <= t`, so into a cell whose ticket
-//!   `t` no pop has passed (the head passes `t` only after the cell moved to `seq > t`). So a
-//!   token is never **stranded** behind the head: it is taken by the pop of its own ticket,
-//!   which comes as pops move the head on, pushes or not.
+//! * A token is written only by a CAS from EMPTY with `lap <= L`, so into a cell whose ticket
+//!   no pop has passed (the head passes ticket `t` only after its cell moved to a later lap,
+//!   and a cell's lap only grows). So a token is never **stranded** behind the head: it is
+//!   taken by the pop of its own ticket, which comes as pops move the head on, pushes or not.
 //! * A token leaves a cell only through the one CAS that empties it: one owner. So no token
 //!   is lost or duplicated.
 //! * Lock-free: a push's CAS fails only if a pop closed its ticket (progress) or the cell holds
@@ -30,8 +30,8 @@
 //!   A pop that empties a cell and stalls before moving the head holds up no one: the next
 //!   pop sees the emptied cell and moves the head for it.
 //!
-//! `seq` keeps 32 bits of the ticket and is compared with wrapping arithmetic, which is exact
-//! while no two tickets in use are 2^31 apart (a queue holds at most `n` of them).
+//! Laps are compared with wrapping arithmetic, exact while the laps in use are less than 2^31
+//! apart; they are at most a few apart (tickets in use span about one lap of `n`).
 
 use crate::sync::{AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
@@ -52,15 +52,15 @@ pub(crate) enum Pop {
     Got(usize),
 }
 
-/// `a <= b` for 32-bit sequence numbers that wrap.
+/// `a <= b` for 32-bit lap numbers that wrap.
 #[inline]
-fn seq_le(a: u32, b: u32) -> bool {
+fn lap_le(a: u32, b: u32) -> bool {
     b.wrapping_sub(a) as i32 >= 0
 }
 
 #[inline]
-fn cell_word(seq: u32, value: u64) -> u64 {
-    (u64::from(seq) << 32) | value
+fn cell_word(lap: u32, value: u64) -> u64 {
+    (u64::from(lap) << 32) | value
 }
 
 /// A FIFO of positions `0..positions` (see the module docs).
@@ -79,19 +79,21 @@ impl Queue {
         debug_assert!(positions < u32::MAX as usize);
         let n = positions + positions / 8 + 8;
         Queue {
-            // Cell `i` first serves ticket `i` (`i < n <= 2^32 + 2^29 + 8`: its low 32 bits).
+            // Every cell first serves a ticket of lap 0.
             cells: (0..n)
-                .map(|i| AtomicU64::new(cell_word(i as u32, EMPTY)))
+                .map(|_| AtomicU64::new(cell_word(0, EMPTY)))
                 .collect(),
             head: CachePadded::new(AtomicU64::new(0)),
             tail: CachePadded::new(AtomicU64::new(0)),
         }
     }
 
+    /// The cell of `ticket` and the ticket's lap (32 bits of `ticket / n`: it wraps).
     #[inline]
-    fn cell(&self, ticket: u64) -> &AtomicU64 {
-        // The remainder is below `cells.len()`, a usize.
-        &self.cells[(ticket % self.cells.len() as u64) as usize]
+    fn cell(&self, ticket: u64) -> (&AtomicU64, u32) {
+        let n = self.cells.len() as u64;
+        // The remainder is below `n`, a usize; the lap is kept modulo 2^32 on purpose.
+        (&self.cells[(ticket % n) as usize], (ticket / n) as u32)
     }
 
     /// Appends position `p`, which the caller owns and gives up.
@@ -101,17 +103,17 @@ impl Queue {
         loop {
             // Relaxed: the ticket only spreads pushes over cells; the CAS below decides.
             let t = self.tail.fetch_add(1, Ordering::Relaxed);
-            let cell = self.cell(t);
+            let (cell, lap) = self.cell(t);
             // The usual state of a cell whose ticket comes up: emptied by the pop of the
-            // previous lap, which set it to this ticket. Tried first, without a load.
-            let mut cur = cell_word(t as u32, EMPTY);
-            while cur & u64::from(u32::MAX) == EMPTY && seq_le((cur >> 32) as u32, t as u32) {
+            // previous lap, which set it to this lap. Tried first, without a load.
+            let mut cur = cell_word(lap, EMPTY);
+            while cur & u64::from(u32::MAX) == EMPTY && lap_le((cur >> 32) as u32, lap) {
                 // Release: the popper's Acquire take then sees everything the owner wrote
                 // before giving the token up (the position's hash). Relaxed on failure: we
                 // look again.
                 match cell.compare_exchange_weak(
                     cur,
-                    cell_word(t as u32, v),
+                    cell_word(lap, v),
                     Ordering::Release,
                     Ordering::Relaxed,
                 ) {
@@ -131,13 +133,12 @@ impl Queue {
         if h >= self.tail.load(Ordering::Relaxed) {
             return Pop::Empty;
         }
-        let cell = self.cell(h);
-        let hs = h as u32;
-        let next = cell_word(hs.wrapping_add(self.cells.len() as u32), EMPTY);
+        let (cell, hs) = self.cell(h);
+        let next = cell_word(hs.wrapping_add(1), EMPTY);
         // Relaxed: the CASes below re-check the word; the take's CAS is the Acquire.
         let cur = cell.load(Ordering::Relaxed);
-        let (seq, value) = ((cur >> 32) as u32, cur & u64::from(u32::MAX));
-        if seq == hs && value != EMPTY {
+        let (lap, value) = ((cur >> 32) as u32, cur & u64::from(u32::MAX));
+        if lap == hs && value != EMPTY {
             // Take: the CAS that empties the cell makes the token ours. Acquire: pairs with
             // the Release CAS of the push that put it here, so the position's hash read
             // after the pop is that push's. Relaxed on failure: another pop took it.
@@ -150,7 +151,7 @@ impl Queue {
             self.advance(h);
             return Pop::Got(value as usize - 1);
         }
-        if value == EMPTY && seq_le(seq, hs) {
+        if value == EMPTY && lap_le(lap, hs) {
             // Close ticket h: its push (in flight, or never to come) now fails and retries
             // at the tail. Relaxed: the close publishes nothing; on failure the cell changed.
             if cell
@@ -159,7 +160,7 @@ impl Queue {
             {
                 return Pop::Busy;
             }
-        } else if !seq_le(hs.wrapping_add(1), seq) {
+        } else if !lap_le(hs.wrapping_add(1), lap) {
             // A token with an older ticket: a stale read (its pop took it, or will, before
             // moving the head past it). Look again.
             return Pop::Busy;
@@ -243,9 +244,9 @@ mod tests {
         q.tail.fetch_add(1, Ordering::Relaxed);
         assert_eq!(q.pop(), Pop::Gap);
         assert_eq!(q.pop(), Pop::Empty);
-        // The late write fails on the closed cell (as `push`'s CAS would).
+        // The late write (lap 0) fails on the closed cell (as `push`'s CAS would).
         let cur = q.cells[0].load(Ordering::Relaxed);
-        assert!(!seq_le((cur >> 32) as u32, 0));
+        assert!(!lap_le((cur >> 32) as u32, 0));
         // The retried push takes a fresh ticket and is popped normally.
         q.push(1);
         assert_eq!(q.pop(), Pop::Got(1));
@@ -253,10 +254,10 @@ mod tests {
     }
 
     #[test]
-    fn sequence_numbers_wrap() {
-        assert!(seq_le(u32::MAX, 0));
-        assert!(seq_le(5, 5));
-        assert!(!seq_le(6, 5));
-        assert!(!seq_le(0, u32::MAX));
+    fn laps_wrap() {
+        assert!(lap_le(u32::MAX, 0));
+        assert!(lap_le(5, 5));
+        assert!(!lap_le(6, 5));
+        assert!(!lap_le(0, u32::MAX));
     }
 }
