@@ -788,7 +788,11 @@ fn weighed_inserts_body(swapped: bool) {
 /// the queues' hand finds them empty instead and waits with one yield per round.
 #[test]
 fn weighed_inserts() {
-    model_both_ways(BOUND, &["v16 then v26", "v26 then v16"], weighed_inserts_body);
+    model_both_ways(
+        BOUND,
+        &["v16 then v26", "v26 then v16"],
+        weighed_inserts_body,
+    );
 }
 
 // ---------------------------------------------------------------------------------------
