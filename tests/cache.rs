@@ -356,10 +356,12 @@ fn clustered_inserts() {
                 assert!(cache.len() <= cap);
             }
             assert_eq!(cache.len(), cap, "{badness:?} capacity {cap}");
-            // Nothing was read: CLOCK evicted in insertion order.
-            for k in 200 - cap as u64..200 {
-                assert_eq!(cache.get(&k), Some(k), "{badness:?} capacity {cap}");
-            }
+            // Every position holds a reachable key, and the newest is there. (Not insertion
+            // order: with so few distinct hashes the ghosts confuse new keys with evicted
+            // ones and admit them to main, so S3-FIFO's two queues interleave.)
+            let present = (0..200u64).filter(|k| cache.get(k) == Some(*k)).count();
+            assert_eq!(present, cap, "{badness:?} capacity {cap}");
+            assert_eq!(cache.get(&199), Some(199), "{badness:?} capacity {cap}");
             for k in 0..200u64 {
                 cache.remove(&k);
             }

@@ -312,12 +312,12 @@ pub fn replay<C: SharedCache>(cache: &C, trace: &[u64], threads: usize, mode: Mo
     }
 }
 
-/// Referenced positions `linemap::Cache`'s hand spares in one eviction
-/// before it evicts regardless (`MAX_SWEEP` in `src/cache/mod.rs`; keep the
-/// two equal). With it, [`RingClock::with_max_sweep`] models the cache on one
-/// thread exactly.
+/// Used entries `linemap::Cache`'s main hand spares in one eviction before it
+/// evicts regardless (`MAX_SWEEP` in `src/cache/mod.rs`; keep the two equal).
+/// With it, [`S3Fifo`] (adaptive, 0.5 x table ghosts) models the cache's
+/// policy on one thread.
 ///
-/// [`RingClock::with_max_sweep`]: crate::policies::RingClock::with_max_sweep
+/// [`S3Fifo`]: crate::policies::S3Fifo
 pub const LINEMAP_MAX_SWEEP: usize = 64;
 
 /// How far below exact LRU (in points of hit ratio) `linemap::Cache` may be.
@@ -348,7 +348,7 @@ pub fn check_target(hits: u64, lru: u64, opt: u64, requests: usize) -> Option<St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policies::{Counter, RingClock};
+    use crate::policies::{S3Fifo, S3FifoConfig};
     use crate::{hits, oracle::Lru};
 
     fn skewed(n: usize, keys: u64) -> Vec<u64> {
@@ -361,17 +361,35 @@ mod tests {
             .collect()
     }
 
+    /// linemap on one thread tracks the S3-FIFO model (adaptive, 0.5 x table
+    /// ghosts, sweep 64): within 0.1 % of the requests while the ghosts have one
+    /// bucket (capacity up to 8), within 2 % beyond. What differs: linemap asks
+    /// the ghosts after its hand evicted (the model before), and its ghosts'
+    /// buckets follow the cache's randomly seeded hasher, so which keys a bucket
+    /// forgets varies from run to run (at 200 here linemap is 0.7 to 1.4 % below
+    /// the model). Ring CLOCK, the previous policy, is 24 % below the model at
+    /// capacity 3.
     #[test]
-    fn linemap_one_thread_is_ring_clock_with_sweep_bound() {
+    fn linemap_one_thread_tracks_the_s3fifo_model() {
         let t = skewed(20_000, 600);
-        for cap in [1, 3, 50, 200] {
-            let want = hits(
-                &mut RingClock::with_max_sweep(cap, Counter::BIT, LINEMAP_MAX_SWEEP),
-                &t,
-            );
+        for cap in [1, 2, 3, 5, 8, 50, 200] {
+            let cfg = S3FifoConfig {
+                adaptive: true,
+                ghost: 0.5,
+                max_sweep: LINEMAP_MAX_SWEEP,
+                table_ghost: true,
+                ..S3FifoConfig::PAPER
+            };
+            let want = hits(&mut S3Fifo::new(cap, cfg), &t) as i64;
             for mode in [Mode::GetInsert, Mode::Load] {
                 let got = Impl::Linemap.replay(cap, &t, 1, mode);
-                assert_eq!(got.hits, want, "capacity {cap}, {mode:?}");
+                let diff = got.hits as i64 - want;
+                let tolerance = t.len() as i64 / if cap <= 8 { 1000 } else { 50 };
+                assert!(
+                    diff.abs() <= tolerance,
+                    "capacity {cap}, {mode:?}: linemap {} hits, model {want}",
+                    got.hits
+                );
                 assert_eq!(got.shares, vec![t.len() as u64]);
             }
         }

@@ -12,7 +12,7 @@
 //!   call a service uses. A request is a miss iff it ran the loader, so a
 //!   request that arrives while another thread loads its key is served by
 //!   that load, as it would be from the cache in a sequential replay; what
-//!   is left is what concurrency costs *the cache* (its CLOCK ring, hand and
+//!   is left is what concurrency costs *the cache* (its eviction queues, hand and
 //!   table under two threads).
 //! * 2 threads, `get` + `insert` ([`Mode::GetInsert`]): printed, not
 //!   asserted. Here two clients that ask for one absent key at the same
