@@ -1429,9 +1429,18 @@ fn readers_never_see_expired_values() {
         assert!(cache.is_empty());
         let s = cache.stats();
         assert_eq!(s.evicted_expired, expired.load(Ordering::Relaxed) as u64);
-        // Every insert's value left once: replaced (live or expired) or expired at the end.
+        // Every insert's value left once: replaced (live or expired), expired, or evicted.
+        // Evictions are possible although at most 32 keys live in a cache of 64: a `get` that
+        // removes an expired entry leaves its position in the eviction queue without an entry,
+        // and the next insert of that key takes another position; once every position has been
+        // given out, the hand reuses such empty positions as it meets them, in queue order, and
+        // may meet a live entry first (it then evicts it, as `Capacity`).
         assert_eq!(s.inserts, 20_000);
-        assert_eq!(s.replaced + s.evicted_expired, 20_000, "{s:?}");
+        assert_eq!(
+            s.replaced + s.evicted_expired + s.evicted_capacity,
+            20_000,
+            "{s:?}"
+        );
     });
 }
 
