@@ -130,10 +130,10 @@ impl Ring {
         self.main.len() as u64 * ONE + self.target.load(Ordering::Relaxed) > self.len() as u64 * ONE
     }
 
-    /// Pops queue `q`, or the other one if `q` is empty or busy. `Some((position, hash,
-    /// queue))`: the caller now owns the position and must give it back
-    /// ([`Ring::judging`]). `None`: both were empty or busy (every token is in other
-    /// threads' hands), or the head was a gap.
+    /// Pops queue `q`, or the other one if `q` is empty. `Some((position, hash, queue))`: the
+    /// caller now owns the position and must give it back ([`Ring::judging`]). `None`: both
+    /// were empty (every token is in other threads' hands), or the head was a gap, or another
+    /// hand won the race for it: the caller looks again.
     pub(crate) fn pop(&self, q: Q) -> Option<(usize, u64, Q)> {
         let other = match q {
             Q::Small => Q::Main,
@@ -141,8 +141,10 @@ impl Ring {
         };
         for q in [q, other] {
             match self.queue(q).pop() {
-                Pop::Empty | Pop::Busy => continue,
-                Pop::Gap => return None,
+                Pop::Empty => continue,
+                // Another hand took the head (or a read was stale): look again rather than
+                // turn to the other queue, which the policy did not choose.
+                Pop::Busy | Pop::Gap => return None,
                 // Relaxed: ordered after the pusher's write by the pop's Acquire swap.
                 Pop::Got(i) => return Some((i, self.hashes[i].load(Ordering::Relaxed), q)),
             }

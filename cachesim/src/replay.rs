@@ -361,14 +361,13 @@ mod tests {
             .collect()
     }
 
-    /// linemap on one thread tracks the S3-FIFO model (adaptive, 0.5 x table
-    /// ghosts, sweep 64): within 0.1 % of the requests while the ghosts have one
-    /// bucket (capacity up to 8), within 2 % beyond. What differs: linemap asks
-    /// the ghosts after its hand evicted (the model before), and its ghosts'
-    /// buckets follow the cache's randomly seeded hasher, so which keys a bucket
-    /// forgets varies from run to run (at 200 here linemap is 0.7 to 1.4 % below
-    /// the model). Ring CLOCK, the previous policy, is 24 % below the model at
-    /// capacity 3.
+    /// linemap on one thread is the S3-FIFO model (adaptive, 0.5 x table
+    /// ghosts, sweep 64). Exactly while the ghosts have one bucket (capacity up
+    /// to 8): the buckets and fingerprints come from the cache's randomly
+    /// seeded hasher, so beyond that which keys a bucket forgets varies from
+    /// run to run (about ±0.5 % of the requests at capacity 200 here), and
+    /// there within 2 %. Ring CLOCK, the previous policy, is 24 % below the
+    /// model at capacity 3 and 2.7 % at 50.
     #[test]
     fn linemap_one_thread_tracks_the_s3fifo_model() {
         let t = skewed(20_000, 600);
@@ -384,7 +383,7 @@ mod tests {
             for mode in [Mode::GetInsert, Mode::Load] {
                 let got = Impl::Linemap.replay(cap, &t, 1, mode);
                 let diff = got.hits as i64 - want;
-                let tolerance = t.len() as i64 / if cap <= 8 { 1000 } else { 50 };
+                let tolerance = if cap <= 8 { 0 } else { t.len() as i64 / 50 };
                 assert!(
                     diff.abs() <= tolerance,
                     "capacity {cap}, {mode:?}: linemap {} hits, model {want}",

@@ -948,6 +948,7 @@ where
         // Released if this insert does not place an entry there, also when it unwinds (a
         // panicking `Eq` or `Hash` in a probe below).
         let mut held = self.ring.as_ref().map(|r| r.held(held));
+        let mut queue = None;
         let pos = loop {
             let (old, _) = self.table.rmw(
                 hash,
@@ -968,6 +969,12 @@ where
             // there. If the hand meets an entry of our own key (inserted meanwhile), it leaves it
             // and we start over with the replace path (and its version check). If the key
             // appears after the claim, phase 2 replaces it instead and gives the position back.
+            // The queue the new entry will join: asks the ghosts (and adapts the small target)
+            // before the hand evicts, as the simulated policy does (an eviction may write
+            // into the ghosts, and the target steers the hand). Once per insert.
+            if queue.is_none() {
+                queue = Some(self.ring.as_ref().map_or(Q::Small, |r| r.admit(hash)));
+            }
             if let Some(i) = held.as_ref().and_then(|h| h.pos) {
                 break i;
             }
@@ -981,11 +988,7 @@ where
                 Claim::NoRoom => return Put::NoRoom(fresh.take().expect("entry")),
             }
         };
-        // The queue the new entry joins: asks the ghosts (and adapts the small target), once
-        // per insert that got a position. After the hand's eviction, unlike the simulated
-        // policy, which looks first: looking first cost 0.6 points of hit ratio at 2 threads
-        // on lirs-glimpse @ 2,000 (cachesim/RESULTS.md), for a reason not found yet.
-        let queue = self.ring.as_ref().map_or(Q::Small, |r| r.admit(hash));
+        let queue = queue.unwrap_or(Q::Small);
         let (old, new) = self.table.rmw(
             hash,
             |k| k == unsafe { &*kp },
