@@ -311,10 +311,13 @@ mod tests {
             })
             .await
             .expect("load");
-        // The loader alone keeps the older value (stored with version 0, the notice found
-        // nothing to remove) ...
-        assert_eq!(cache.get(&5).map(|c| c.version()), Some(1));
-        // ... which the layer's settle step drops.
+        // The caller gets what it read, but the cache does not keep it: the notice's
+        // `remove_versioned` marked the load in flight stale (linemap keeps a value loaded
+        // across a removal out of the cache) ...
+        assert_eq!(loaded.version(), 1);
+        assert!(cache.get(&5).is_none());
+        // ... and the layer's settle step, which also covers notices that arrive after the
+        // load stored its value, agrees.
         assert!(!layer.settle(cache, 5, &loaded));
         assert!(cache.get(&5).is_none());
         // The next read loads version 2 and keeps it.
