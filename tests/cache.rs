@@ -1787,3 +1787,40 @@ fn a_load_with_its_own_ttl_expires_on_time_and_others_keep_the_default() {
     let err = cache.get_or_try_load(3, || Err::<Loaded<u32>, _>("down"));
     assert_eq!((err, cache.get(&3)), (Err("down"), None));
 }
+
+/// Found by the cache_ops fuzz target after S3-FIFO landed: with a weigher, an insert that had
+/// to evict for weight popped the same position round after round (a free position, or its
+/// own key's, put back into the small queue and picked again) while the entry to evict sat in
+/// main, and gave up: its value was refused (`Capacity`) although evicting one entry would
+/// have made room.
+#[test]
+fn weighed_inserts_that_must_evict_are_never_refused() {
+    for keys in 1..8u64 {
+        for pre in 0..4u64 {
+            let cache: Cache<u64, u64> = Cache::builder(2)
+                .weigher(19, |_, v| if *v >= 5000 { 3 } else { 10 })
+                .build();
+            for p in 0..pre {
+                cache.insert(p % keys, 5000 + p);
+                if p % 2 == 1 {
+                    cache.get(&(p % keys));
+                }
+            }
+            for i in 0..26 {
+                let k = i % keys;
+                let before = cache.stats().evicted_capacity;
+                cache.insert(k, 1000 + i);
+                let s = cache.stats();
+                // The value just inserted must be the key's value now.
+                assert_eq!(
+                    cache.get(&k),
+                    Some(1000 + i),
+                    "keys {keys}, pre {pre}, insert {i}: refused ({} capacity evictions before, {} after)",
+                    before,
+                    s.evicted_capacity
+                );
+                assert!(cache.weight() <= 19);
+            }
+        }
+    }
+}

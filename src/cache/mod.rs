@@ -1070,8 +1070,17 @@ where
             match verdict {
                 Evicted::Entry => return Claim::Pos(i),
                 Evicted::Nothing if want == Want::Position => return Claim::Pos(i),
-                // A free position does not free weight: pass it on.
-                Evicted::Nothing => ring.release(i),
+                // A free position does not free weight: pass it on, and look in the other
+                // queue next. (It joins small: a hand that needs weight and picks small again
+                // would pop it back, round after round, while the entry to evict sits in
+                // main; the fuzzer found such inserts refused for want of room.)
+                Evicted::Nothing => {
+                    ring.release(i);
+                    next = Some(match q {
+                        Q::Small => Q::Main,
+                        Q::Main => Q::Small,
+                    });
+                }
                 Evicted::No => {
                     spared += 1;
                     ring.requeue(i, q);
@@ -1090,6 +1099,12 @@ where
                     if want == Want::Position {
                         return Claim::Ours;
                     }
+                    // As for a free position: the other queue next, or the hand could pop
+                    // our own entry back round after round.
+                    next = Some(match q {
+                        Q::Small => Q::Main,
+                        Q::Main => Q::Small,
+                    });
                 }
             }
         }
