@@ -47,6 +47,16 @@ pub(crate) enum Q {
     Main,
 }
 
+impl Q {
+    /// The other queue.
+    pub(crate) fn other(self) -> Q {
+        match self {
+            Q::Small => Q::Main,
+            Q::Main => Q::Small,
+        }
+    }
+}
+
 /// The queues, ghosts and hashes of the cache's positions (see the module docs).
 pub(crate) struct Ring {
     hashes: Box<[AtomicU64]>,

@@ -234,6 +234,18 @@ pub const PHASES: [&str; 3] = [
     "the operation began on the new table",
 ];
 
+/// The phase (see [`PHASES`]) of an operation that read the capacity `c0` just before and `c1`
+/// just after it, on a map whose capacity was `before` when the model started.
+fn phase(before: usize, c0: usize, c1: usize) -> &'static str {
+    if c0 > before {
+        PHASES[2]
+    } else if c1 > before {
+        PHASES[1]
+    } else {
+        PHASES[0]
+    }
+}
+
 /// Runs `op` under a pin of `map`, labels its phase (see [`PHASES`]) and returns its result.
 fn in_phase<T>(
     map: &Map<u64>,
@@ -244,13 +256,7 @@ fn in_phase<T>(
     let c0 = map.capacity();
     let r = op(&m);
     let c1 = map.capacity();
-    reached(if c0 > before {
-        PHASES[2]
-    } else if c1 > before {
-        PHASES[1]
-    } else {
-        PHASES[0]
-    });
+    reached(phase(before, c0, c1));
     r
 }
 
@@ -311,13 +317,7 @@ pub fn migration_vs_remove(swapped: bool) {
     assert_eq!(inserted, None);
     if map.capacity() > before {
         reached(MIGRATION_VS_REMOVE[1]);
-        reached(if c0 > before {
-            PHASES[2]
-        } else if c1 > before {
-            PHASES[1]
-        } else {
-            PHASES[0]
-        });
+        reached(phase(before, c0, c1));
     } else {
         reached(MIGRATION_VS_REMOVE[0]);
     }

@@ -19,7 +19,7 @@ use linemap_loom_tests::cache_support::{
     check_end, model_both_ways, new_cache, new_weighed_cache, quiet_loader_panics, race, reached,
     Log, TestCache, Val, LOADER_PANIC,
 };
-use linemap_loom_tests::{knobs, model_ways};
+use linemap_loom_tests::knobs;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;

@@ -1076,10 +1076,7 @@ where
                 // main; the fuzzer found such inserts refused for want of room.)
                 Evicted::Nothing => {
                     ring.release(i);
-                    next = Some(match q {
-                        Q::Small => Q::Main,
-                        Q::Main => Q::Small,
-                    });
+                    next = Some(q.other());
                 }
                 Evicted::No => {
                     spared += 1;
@@ -1101,10 +1098,7 @@ where
                     }
                     // As for a free position: the other queue next, or the hand could pop
                     // our own entry back round after round.
-                    next = Some(match q {
-                        Q::Small => Q::Main,
-                        Q::Main => Q::Small,
-                    });
+                    next = Some(q.other());
                 }
             }
         }
