@@ -50,7 +50,7 @@ pub(crate) struct Pending<V> {
     loader: ThreadId,
     /// Set by a removal of the key (or `clear`) while the load is in flight: the loader may
     /// have read the source before the write that the removal announces, so its value must
-    /// not be cached (see `Cache::end_load`). Callers that arrive after it is set start a
+    /// not be cached (see `Cache::store_loaded`). Callers that arrive after it is set start a
     /// new load instead of joining this one.
     stale: AtomicBool,
 }
