@@ -1824,3 +1824,66 @@ fn weighed_inserts_that_must_evict_are_never_refused() {
         }
     }
 }
+
+/// A waiter that joins a load after the loaded value's deadline passed (the loader was held
+/// up between storing it and publishing it) must not return it: it expired before that
+/// caller began. It looks again and loads. Found by the soak run (a `get_or_insert_with`
+/// returned a value 4.6 ms past its deadline, with 8 threads on 2 cores).
+#[test]
+fn a_waiter_that_joins_after_the_loaded_value_expired_does_not_get_it() {
+    use linemap::cache::Loaded;
+    let clock = Arc::new(ManualClock::new());
+    // The loader's thread stops in the listener (called after its store, for the expired
+    // entry its value replaced) until the test releases it.
+    let (in_listener, release) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let cache: Arc<Cache<u32, &'static str>> = {
+        let (inl, rel) = (Arc::clone(&in_listener), Arc::clone(&release));
+        Arc::new(
+            Cache::builder(10)
+                .clock(Arc::clone(&clock))
+                .eviction_listener(move |_: &u32, v: &&str, c| {
+                    if c == RemovalCause::Expired && *v == "old" {
+                        inl.store(true, Ordering::SeqCst);
+                        wait_until("the release of the loader", || rel.load(Ordering::SeqCst));
+                    }
+                })
+                .build(),
+        )
+    };
+    let loader = {
+        let (cache, clock) = (Arc::clone(&cache), Arc::clone(&clock));
+        std::thread::spawn(move || {
+            cache.get_or_try_load(1, || {
+                // While the load runs, a write stores "old", which then expires: the
+                // loader's store replaces it and tells the listener.
+                cache.insert_with_ttl(1, "old", Duration::from_secs(1));
+                clock.advance(Duration::from_secs(2));
+                Ok::<_, ()>(Loaded::new("loaded").with_ttl(Duration::from_secs(1)))
+            })
+        })
+    };
+    wait_until("the loader to store its value", || {
+        in_listener.load(Ordering::SeqCst)
+    });
+    // "loaded" is stored with its deadline at 3 s; the load is still registered.
+    clock.advance(Duration::from_secs(2)); // now 4 s: "loaded" expired
+    let misses = cache.stats().misses;
+    let waiter = {
+        let cache = Arc::clone(&cache);
+        std::thread::spawn(move || cache.get_or_insert_with(1, || "reloaded"))
+    };
+    wait_until("the waiter's miss", || cache.stats().misses > misses);
+    // Time for the waiter to join the registered load (if it does not manage to, it loads
+    // by itself and the check below holds all the same).
+    std::thread::sleep(Duration::from_millis(100));
+    release.store(true, Ordering::SeqCst);
+    assert_eq!(loader.join().unwrap(), Ok("loaded"));
+    assert_eq!(
+        waiter.join().unwrap(),
+        "reloaded",
+        "a caller that began after the deadline got the expired value"
+    );
+}

@@ -1,7 +1,7 @@
 //! Async cache-aside loading (the `async` feature). Runtime-agnostic: waiting for another
 //! caller's load registers the task's waker; no executor, timer or thread is involved.
 
-use super::load::{Outcome, Step};
+use super::load::{Awaited, Step};
 use super::stats::Stat;
 use super::{Cache, LoadErrorOnUnwind, Loaded};
 use std::future::Future;
@@ -115,10 +115,14 @@ where
             // is not `Send`).
             let pending = match self.begin_load(&key, hash) {
                 Step::Hit(v) => return Ok(v),
-                Step::Wait(p) => match Outcome(&p).await {
-                    Some(v) => return Ok(v),
-                    None => continue,
-                },
+                Step::Wait(p) => {
+                    let joined = self.now();
+                    match Awaited(&p).await {
+                        Some((v, deadline)) if joined < deadline => return Ok(v),
+                        // Abandoned, or the value expired before we joined: look again.
+                        _ => continue,
+                    }
+                }
                 Step::Load(p) => p,
             };
             // Dropped with the future if the caller is cancelled mid-load: that releases the

@@ -26,9 +26,14 @@ use std::ptr::NonNull;
 /// What a waiter learns.
 enum State<V> {
     Loading,
-    Done(V),
+    Done(V, u64),
     Abandoned,
 }
+
+/// A published value and the deadline it carries in the cache (nanoseconds on the cache's
+/// clock; `u64::MAX` or near it for none). A caller that joined the load at or after the
+/// deadline must not return the value: it expired before that caller began.
+pub(crate) type Outcome<V> = Option<(V, u64)>;
 
 /// What the mutex of a [`Pending`] guards.
 struct Shared<V> {
@@ -94,10 +99,10 @@ impl<V: Clone> Pending<V> {
     }
 
     /// Publishes the outcome (`None`: abandoned) and wakes every waiter.
-    fn publish(&self, outcome: Option<V>) {
+    fn publish(&self, outcome: Outcome<V>) {
         let mut s = self.shared.lock().unwrap_or_else(|e| e.into_inner());
         s.state = match outcome {
-            Some(v) => State::Done(v),
+            Some((v, deadline)) => State::Done(v, deadline),
             None => State::Abandoned,
         };
         let wakers = std::mem::take(&mut s.wakers);
@@ -111,12 +116,12 @@ impl<V: Clone> Pending<V> {
         wakers.wake_all();
     }
 
-    /// Waits for the outcome: `Some(v)` loaded, `None` abandoned.
+    /// Waits for the outcome: `Some((v, deadline))` loaded, `None` abandoned.
     ///
     /// # Panics
     /// If the load is still in flight and this is the loader's own thread (a loader that asks
     /// for its own key would wait for itself forever).
-    pub(crate) fn wait(&self) -> Option<V> {
+    pub(crate) fn wait(&self) -> Outcome<V> {
         let mut s = self.shared.lock().unwrap_or_else(|e| e.into_inner());
         if matches!(s.state, State::Loading) {
             assert!(
@@ -132,7 +137,7 @@ impl<V: Clone> Pending<V> {
                     crate::sync::__loom_knobs::before_sleep(&mut s.sleepers);
                     s = self.ready.wait(s).unwrap_or_else(|e| e.into_inner());
                 }
-                State::Done(v) => return Some(v.clone()),
+                State::Done(v, d) => return Some((v.clone(), *d)),
                 State::Abandoned => return None,
             }
         }
@@ -140,20 +145,20 @@ impl<V: Clone> Pending<V> {
 }
 
 impl<V: Clone> Pending<V> {
-    /// The async form of [`Pending::wait`]: `Ready(Some(v))` loaded, `Ready(None)` abandoned,
-    /// `Pending` after registering the task's waker.
+    /// The async form of [`Pending::wait`]: `Ready(Some((v, deadline)))` loaded,
+    /// `Ready(None)` abandoned, `Pending` after registering the task's waker.
     #[cfg(feature = "async")]
     pub(crate) fn poll_outcome(
         &self,
         cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<V>> {
+    ) -> std::task::Poll<Outcome<V>> {
         let mut s = self.shared.lock().unwrap_or_else(|e| e.into_inner());
         match &s.state {
             State::Loading => {
                 s.wakers.register(cx.waker());
                 std::task::Poll::Pending
             }
-            State::Done(v) => std::task::Poll::Ready(Some(v.clone())),
+            State::Done(v, d) => std::task::Poll::Ready(Some((v.clone(), *d))),
             State::Abandoned => std::task::Poll::Ready(None),
         }
     }
@@ -358,7 +363,7 @@ where
         key: &K,
         hash: u64,
         pending: &PendingRef<V>,
-        outcome: Option<V>,
+        outcome: Outcome<V>,
         rehash: Rehash<'_, K>,
         guard: &Guard,
     ) {
@@ -407,7 +412,7 @@ where
     F: Fn(&K) -> u64,
 {
     /// Publishes `outcome` (`None`: abandoned) under the caller's `guard`.
-    pub(crate) fn finish(mut self, outcome: Option<V>, guard: &Guard) {
+    pub(crate) fn finish(mut self, outcome: Outcome<V>, guard: &Guard) {
         self.done = true;
         self.loads.finish(
             self.key,
@@ -444,16 +449,16 @@ where
 
 /// Waits for a load in flight without blocking the thread (the `async` feature).
 #[cfg(feature = "async")]
-pub(crate) struct Outcome<'a, V>(pub(crate) &'a Pending<V>);
+pub(crate) struct Awaited<'a, V>(pub(crate) &'a Pending<V>);
 
 #[cfg(feature = "async")]
-impl<V: Clone> std::future::Future for Outcome<'_, V> {
-    type Output = Option<V>;
+impl<V: Clone> std::future::Future for Awaited<'_, V> {
+    type Output = Outcome<V>;
 
     fn poll(
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<V>> {
+    ) -> std::task::Poll<Outcome<V>> {
         self.0.poll_outcome(cx)
     }
 }

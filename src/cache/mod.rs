@@ -149,6 +149,12 @@ impl<V> Node<V> {
         }
     }
 
+    /// The earlier of the deadline and the idle deadline: the node is expired from then on
+    /// (unless a hit pushes the idle deadline forward).
+    fn deadline(&self) -> u64 {
+        self.expires.min(self.idle())
+    }
+
     /// The idle deadline ([`NEVER`], rounded down to a multiple of 8, without a
     /// time-to-idle).
     #[inline]
@@ -612,6 +618,11 @@ where
                 node.set_idle(next);
             }
         }
+    }
+
+    /// The cache clock's time in nanoseconds.
+    fn now(&self) -> u64 {
+        time::nanos(self.clock.now())
     }
 
     fn deadline(&self, ttl: Option<Duration>) -> u64 {
@@ -1485,13 +1496,17 @@ where
         loop {
             let pending = match step {
                 load::Step::Hit(v) => return Ok(v),
-                load::Step::Wait(p) => match p.wait() {
-                    Some(v) => return Ok(v),
-                    None => {
-                        step = self.begin_load(&key, hash);
-                        continue;
+                load::Step::Wait(p) => {
+                    let joined = self.now();
+                    match p.wait() {
+                        Some((v, deadline)) if joined < deadline => return Ok(v),
+                        // Abandoned, or the value expired before we joined: look again.
+                        _ => {
+                            step = self.begin_load(&key, hash);
+                            continue;
+                        }
                     }
-                },
+                }
                 load::Step::Load(p) => p,
             };
             let duty = self.duty(&key, hash, pending);
@@ -1526,8 +1541,9 @@ where
             load::Role::Loader(p) => {
                 // A load may have finished between our miss and our registration.
                 match self.peek(key, hash, guard) {
-                    Some(v) => {
-                        self.duty(key, hash, p).finish(Some(v.clone()), guard);
+                    Some((v, deadline)) => {
+                        self.duty(key, hash, p)
+                            .finish(Some((v.clone(), deadline)), guard);
                         load::Step::Hit(v)
                     }
                     None => load::Step::Load(p),
@@ -1569,8 +1585,8 @@ where
                     None => Store::IfAbsent,
                 };
                 let v = loaded.value;
-                self.store_loaded(key, &v, loaded.ttl, store, &duty.pending, &guard);
-                duty.finish(Some(v.clone()), &guard);
+                let deadline = self.store_loaded(key, &v, loaded.ttl, store, &duty.pending, &guard);
+                duty.finish(Some((v.clone(), deadline)), &guard);
                 Ok(v)
             }
             Err(e) => {
@@ -1581,7 +1597,9 @@ where
         }
     }
 
-    /// Stores a loaded value, unless the key was removed while it loaded.
+    /// Stores a loaded value, unless the key was removed while it loaded. Returns the
+    /// deadline it was stored with ([`NEVER`] if it was not stored: it never expires from
+    /// the cache then), which the waiters check against the time they joined the load.
     ///
     /// Only over an absent (or expired) entry, or with a version over a lower one
     /// (`store`): a value inserted while we loaded is newer than what we read, and stays. And not if a removal of the key (or `clear`) marked the load
@@ -1605,35 +1623,36 @@ where
         store: Store,
         pending: &load::Pending<V>,
         guard: &Guard,
-    ) {
+    ) -> u64 {
         if pending.is_stale() {
             self.stats.add(Stat::LoadNotStored);
-            return;
+            return NEVER;
         }
         let Some(e) = self.insert_inner(key.clone(), v.clone(), ttl, store, guard) else {
-            return;
+            return NEVER;
         };
+        // SAFETY: `e` was installed under `guard`, so it is not freed before we unpin (it
+        // may have been replaced or removed since: `remove_exact` checks).
+        let e = unsafe { &*e };
         // SeqCst: the loader's half of the store-buffering pair above.
         fence(Ordering::SeqCst);
         if pending.is_stale() {
-            // SAFETY: `e` was installed under `guard`, so it is not freed before we unpin
-            // (it may have been replaced or removed since: `remove_exact` checks).
-            let e = unsafe { &*e };
             // Both sides may see each other: then the removal already took the value out
             // (and reported it), and it counts as stored.
             if self.remove_exact(self.hash(key), e, RemovalCause::Removed, guard) {
                 self.stats.add(Stat::LoadNotStored);
             }
         }
+        e.value.deadline()
     }
 
-    /// The value for `key` (whose hash is `hash`) without counting a hit or marking it
-    /// referenced.
-    fn peek(&self, key: &K, hash: u64, guard: &Guard) -> Option<V> {
+    /// The value for `key` (whose hash is `hash`) and its deadline, without counting a hit
+    /// or marking it referenced.
+    fn peek(&self, key: &K, hash: u64, guard: &Guard) -> Option<(V, u64)> {
         self.table
             .find(hash, |k| k == key, guard)
             .filter(|e| !self.expired(&e.value))
-            .map(|e| e.value.value.clone())
+            .map(|e| (e.value.value.clone(), e.value.deadline()))
     }
 
     /// Loads `keys` through `load`, at most `concurrency` loads at a time (on scoped

@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 /// A monotonic clock for a [`Cache`](crate::Cache)'s time-to-live.
 ///
 /// [`SystemClock`] is the default. Tests inject a [`ManualClock`] to move time by hand. A
-/// cache only reads its clock when it stores or checks an entry that has a deadline, so a
-/// cache without any time-to-live never reads it.
+/// cache reads its clock when it stores or checks an entry that has a deadline, and when a
+/// caller starts to wait for another caller's load (to check the loaded value's deadline
+/// against): a cache without any time-to-live reads it only then.
 ///
 /// ```
 /// use linemap::cache::{Clock, ManualClock};
