@@ -1887,3 +1887,26 @@ fn a_waiter_that_joins_after_the_loaded_value_expired_does_not_get_it() {
         "a caller that began after the deadline got the expired value"
     );
 }
+
+/// A loader that asks for the key it is loading, on its own thread, would wait for itself:
+/// the documented panic, and the cache stays usable (the load is abandoned, nothing cached).
+#[test]
+fn a_loader_that_asks_for_its_own_key_panics_clearly() {
+    let cache: Cache<u32, u32> = Cache::new(10);
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        cache.get_or_insert_with(1, || cache.get_or_insert_with(1, || 2))
+    }));
+    let e = r.expect_err("a loader that waits for itself must panic");
+    assert!(
+        panic_message(&*e).contains("asked for the key it is loading"),
+        "unexpected panic: {}",
+        panic_message(&*e)
+    );
+    assert_eq!(cache.get(&1), None, "nothing was cached");
+    assert_eq!(cache.get_or_insert_with(1, || 3), 3);
+    // Other keys are fine from inside a loader.
+    assert_eq!(
+        cache.get_or_insert_with(2, || cache.get_or_insert_with(3, || 30) + 1),
+        31
+    );
+}

@@ -1412,12 +1412,17 @@ where
     /// (stampede protection). If the loading caller panics, the waiters are released and one
     /// of them loads instead. `load` runs outside every internal critical section, so it may
     /// use this cache, except to ask for the key it is loading: that would wait for itself,
-    /// and panics instead.
+    /// and panics instead (see Panics).
     ///
     /// The loaded value is stored only if the key is still absent when the load finishes: a
     /// value that [`Cache::insert`] (or `insert_versioned`) stored while the load ran is newer
     /// than what the loader read, and stays. The loading caller and its waiters get the
     /// loaded value either way.
+    ///
+    /// # Panics
+    /// If `load` panics (the panic goes on to this caller, after the waiters were released),
+    /// and if `load` asks this cache, on the same thread, for the key it is loading (through
+    /// any of the loading calls): it would wait for itself forever.
     ///
     /// ```
     /// let cache = linemap::Cache::new(100);
