@@ -54,4 +54,16 @@ pub use map::{HashMap, HashMapRef, Iter, Keys, Values};
 /// The default hasher: foldhash's fast hasher, seeded randomly per map.
 ///
 /// See [`HashMap`]'s "Hashing" section for what it does and does not protect against.
+///
+/// ```
+/// use std::hash::BuildHasher;
+///
+/// let a = linemap::DefaultHashBuilder::default();
+/// let b = linemap::DefaultHashBuilder::default();
+/// // Seeded per instance: the same key hashes differently in two maps (with overwhelming
+/// // probability), so an attacker cannot precompute colliding keys for every map.
+/// assert_ne!(a.hash_one(42u64), b.hash_one(42u64));
+/// let map: linemap::HashMap<u64, u64, _> = linemap::HashMap::with_hasher(a);
+/// map.insert(1, 2);
+/// ```
 pub type DefaultHashBuilder = foldhash::fast::RandomState;

@@ -49,6 +49,13 @@ pub struct Loaded<V> {
 
 impl<V> Loaded<V> {
     /// `value`, with the cache's default time-to-live and no version.
+    ///
+    /// ```
+    /// use linemap::cache::Loaded;
+    ///
+    /// let l = Loaded::new("row");
+    /// assert_eq!((l.value, l.ttl, l.version), ("row", None, None));
+    /// ```
     pub fn new(value: V) -> Self {
         Loaded {
             value,
@@ -58,12 +65,40 @@ impl<V> Loaded<V> {
     }
 
     /// Gives the value its own time-to-live.
+    ///
+    /// ```
+    /// use linemap::cache::{Loaded, ManualClock};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// let clock = Arc::new(ManualClock::new());
+    /// let cache = linemap::Cache::builder(10).clock(Arc::clone(&clock)).build();
+    /// let token = cache.get_or_try_load("token", || {
+    ///     Ok::<_, ()>(Loaded::new(7).with_ttl(Duration::from_secs(30)))
+    /// });
+    /// assert_eq!(token, Ok(7));
+    /// clock.advance(Duration::from_secs(30));
+    /// assert_eq!(cache.get("token"), None); // expired with its own time-to-live
+    /// ```
     pub fn with_ttl(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
         self
     }
 
     /// Records the source version the value was read at.
+    ///
+    /// ```
+    /// use linemap::cache::Loaded;
+    ///
+    /// let cache = linemap::Cache::new(10);
+    /// cache.insert_versioned(1, "written at v5", 5);
+    /// cache.remove(&1);
+    /// // A load that read the source at v4 is stored with its version...
+    /// let v = cache.get_or_try_load(1, || Ok::<_, ()>(Loaded::new("read at v4").with_version(4)));
+    /// assert_eq!(v, Ok("read at v4"));
+    /// // ...so that a late notice of an older write cannot replace it.
+    /// assert!(!cache.insert_versioned(1, "written at v3", 3));
+    /// ```
     pub fn with_version(mut self, version: u64) -> Self {
         self.version = Some(version);
         self

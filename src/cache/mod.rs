@@ -27,6 +27,24 @@ use std::time::Duration;
 use time::NEVER;
 
 /// Why an entry left the cache, as told to the eviction listener.
+///
+/// ```
+/// use linemap::cache::RemovalCause;
+/// use std::sync::{Arc, Mutex};
+///
+/// let causes = Arc::new(Mutex::new(Vec::new()));
+/// let log = Arc::clone(&causes);
+/// let cache = linemap::Cache::builder(10)
+///     .eviction_listener(move |k: &u32, _: &u32, cause| log.lock().unwrap().push((*k, cause)))
+///     .build();
+/// cache.insert(1, 10);
+/// cache.insert(1, 11);
+/// cache.remove(&1);
+/// assert_eq!(
+///     *causes.lock().unwrap(),
+///     [(1, RemovalCause::Replaced), (1, RemovalCause::Removed)]
+/// );
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RemovalCause {
     /// Evicted (S3-FIFO) to keep the cache within its capacity (or refused because the cache
@@ -1392,6 +1410,12 @@ where
 }
 
 /// What [`Cache::warm_up`] did.
+///
+/// ```
+/// let cache: linemap::Cache<u32, u32> = linemap::Cache::new(100);
+/// let done = cache.warm_up(0..4, 2, |k| if *k == 0 { Err("no row") } else { Ok(k * 10) });
+/// assert_eq!(done, linemap::cache::WarmUp { loaded: 3, failed: 1 });
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WarmUp {
     /// Keys whose value was loaded and stored (or already present).

@@ -113,6 +113,16 @@ pub struct CacheStats {
 
 impl CacheStats {
     /// `hits / (hits + misses)`, or 0 before any lookup.
+    ///
+    /// ```
+    /// let cache = linemap::Cache::new(10);
+    /// assert_eq!(cache.stats().hit_ratio(), 0.0);
+    /// cache.insert(1, 1);
+    /// for k in [1, 1, 1, 2] {
+    ///     cache.get(&k);
+    /// }
+    /// assert_eq!(cache.stats().hit_ratio(), 0.75);
+    /// ```
     pub fn hit_ratio(&self) -> f64 {
         let total = self.hits + self.misses;
         if total == 0 {

@@ -42,6 +42,15 @@ pub struct SystemClock {
 
 impl SystemClock {
     /// A clock whose origin is now.
+    ///
+    /// ```
+    /// use linemap::cache::{Clock, SystemClock};
+    ///
+    /// let clock = SystemClock::new();
+    /// let cache = linemap::Cache::builder(10).clock(clock).build();
+    /// cache.insert(1, "a");
+    /// assert!(clock.now() < std::time::Duration::from_secs(3600));
+    /// ```
     pub fn new() -> Self {
         SystemClock {
             origin: Instant::now(),
@@ -86,11 +95,29 @@ pub struct ManualClock {
 
 impl ManualClock {
     /// A clock at time zero.
+    ///
+    /// ```
+    /// use linemap::cache::{Clock, ManualClock};
+    ///
+    /// assert_eq!(ManualClock::new().now(), std::time::Duration::ZERO);
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Moves the clock forward by `d` (saturating).
+    ///
+    /// ```
+    /// use linemap::cache::{Clock, ManualClock};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// clock.advance(Duration::from_millis(1500));
+    /// clock.advance(Duration::from_millis(500));
+    /// assert_eq!(clock.now(), Duration::from_secs(2));
+    /// clock.advance(Duration::MAX); // saturates instead of wrapping
+    /// assert!(clock.now() >= Duration::from_secs(2));
+    /// ```
     pub fn advance(&self, d: Duration) {
         let add = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         // Relaxed: the clock value orders nothing else; a reader sees it or an earlier one.

@@ -7,6 +7,14 @@ use std::marker::PhantomData;
 ///
 /// It walks a snapshot of the entry pointers taken when it was created; the entries stay
 /// valid because the handle that created it is pinned.
+///
+/// ```
+/// let map: linemap::HashMap<u32, u32> = (0..3).map(|i| (i, i * 10)).collect();
+/// let m = map.pin();
+/// let mut pairs: Vec<(u32, u32)> = m.iter().map(|(k, v)| (*k, *v)).collect();
+/// pairs.sort();
+/// assert_eq!(pairs, [(0, 0), (1, 10), (2, 20)]);
+/// ```
 pub struct Iter<'g, K, V> {
     entries: std::vec::IntoIter<*const Entry<K, V>>,
     _guard: PhantomData<&'g (K, V)>,
@@ -40,6 +48,13 @@ impl<'g, K, V> Iterator for Iter<'g, K, V> {
 impl<K, V> ExactSizeIterator for Iter<'_, K, V> {}
 
 /// An iterator over `&K`, created by [`HashMapRef::keys`](crate::HashMapRef::keys).
+///
+/// ```
+/// let map: linemap::HashMap<u32, &str> = [(2, "b"), (1, "a")].into_iter().collect();
+/// let mut keys: Vec<u32> = map.pin().keys().copied().collect();
+/// keys.sort();
+/// assert_eq!(keys, [1, 2]);
+/// ```
 pub struct Keys<'g, K, V>(pub(crate) Iter<'g, K, V>);
 
 impl<'g, K, V> Iterator for Keys<'g, K, V> {
@@ -53,6 +68,11 @@ impl<'g, K, V> Iterator for Keys<'g, K, V> {
 }
 
 /// An iterator over `&V`, created by [`HashMapRef::values`](crate::HashMapRef::values).
+///
+/// ```
+/// let map: linemap::HashMap<u32, u64> = (1..=4).map(|i| (i, u64::from(i))).collect();
+/// assert_eq!(map.pin().values().sum::<u64>(), 10);
+/// ```
 pub struct Values<'g, K, V>(pub(crate) Iter<'g, K, V>);
 
 impl<'g, K, V> Iterator for Values<'g, K, V> {

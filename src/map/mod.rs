@@ -70,6 +70,17 @@ pub struct HashMap<K, V, S = DefaultHashBuilder> {
 /// Created by [`HashMap::pin`]. It holds an epoch guard: references it returns are valid
 /// until it is dropped, and entries removed while it lives are not freed until then. It is
 /// neither `Send` nor `Sync`; drop it before an `.await` (or use the map's own methods).
+///
+/// ```
+/// let map = linemap::HashMap::new();
+/// let m = map.pin(); // was: let m = mutex.lock().unwrap();
+/// m.insert("a", 1);
+/// let first: &i32 = m.get_or_insert("hits", 0); // valid while `m` lives
+/// assert_eq!(*first, 0);
+/// m.update("hits", |n| n + 1);
+/// assert_eq!(m.get("hits"), Some(&1));
+/// drop(m); // before an `.await`
+/// ```
 pub struct HashMapRef<'m, K, V, S = DefaultHashBuilder> {
     map: &'m HashMap<K, V, S>,
     guard: Guard,
