@@ -752,7 +752,7 @@ where
     /// assert_eq!(cache.get("k"), Some(5));
     /// assert_eq!(cache.get("x"), None);
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn get<Q>(&self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
@@ -1371,6 +1371,8 @@ where
             fence(Ordering::SeqCst);
         }
         self.remove_where(|_| true, RemovalCause::Removed);
+        // The removed entries go to the global garbage queue now (see `crate::sync::pin`).
+        crate::sync::flush_local();
     }
 
     fn remove_where(
@@ -1454,6 +1456,7 @@ where
     /// assert_eq!(v, 42);
     /// assert_eq!(cache.get_or_insert_with(7, || unreachable!()), 42);
     /// ```
+    #[inline(always)]
     pub fn get_or_insert_with(&self, key: K, load: impl FnOnce() -> V) -> V {
         match self.get_or_try_insert_with(key, || Ok::<V, std::convert::Infallible>(load())) {
             Ok(v) => v,
@@ -1473,6 +1476,7 @@ where
     /// let r: Result<String, &str> = cache.get_or_try_insert_with(1, || Ok("row".into()));
     /// assert_eq!(r.as_deref(), Ok("row"));
     /// ```
+    #[inline(always)]
     pub fn get_or_try_insert_with<E>(
         &self,
         key: K,
@@ -1493,6 +1497,7 @@ where
     /// assert_eq!(v, Ok("row at v3"));
     /// assert!(!cache.insert_versioned(1, "older write", 2)); // v3 is stored with its version
     /// ```
+    #[inline(always)]
     pub fn get_or_try_load<E>(
         &self,
         key: K,
