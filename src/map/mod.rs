@@ -705,9 +705,7 @@ where
     /// assert!(map.is_empty());
     /// ```
     pub fn clear(&self) {
-        self.retain(|_, _| false);
-        // The removed entries go to the global garbage queue now (see `crate::sync::pin`).
-        crate::sync::flush_local();
+        self.retain(|_, _| false)
     }
 
     /// An iterator over the entries (weakly consistent: entries written during the walk may
