@@ -233,6 +233,7 @@ impl<V> Drop for PendingRef<V> {
         // `fence(Acquire)`: the same guarantee, and ThreadSanitizer, which does not model
         // fences, sees it (std's `Arc` does the same under TSan); CI's TSan run reported the
         // fence version as a race between a decrement and the free.
+        // SAFETY: we hold the last reference, so the block is still allocated.
         let _ = unsafe { self.0.as_ref() }.refs.load(Ordering::Acquire);
         // SAFETY: the last reference: the block came from `reclaim::boxed` (a `Box`) and
         // nothing else refers to it.
