@@ -34,6 +34,15 @@ enum State<V> {
 /// deadline must not return the value: it expired before that caller began.
 pub(crate) type Outcome<V> = Option<(V, u64)>;
 
+/// The value a waiter that joined the load at `joined` (the cache clock's nanoseconds) may
+/// return: `None` if the load was abandoned, or if its value's deadline had passed when the
+/// waiter joined (the value expired before that caller began: it looks again).
+pub(crate) fn in_time<V>(outcome: Outcome<V>, joined: u64) -> Option<V> {
+    outcome
+        .filter(|&(_, deadline)| joined < deadline)
+        .map(|(v, _)| v)
+}
+
 /// What the mutex of a [`Pending`] guards.
 struct Shared<V> {
     state: State<V>,

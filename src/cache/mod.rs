@@ -1530,10 +1530,9 @@ where
                 load::Step::Hit(v) => return Ok(v),
                 load::Step::Wait(p) => {
                     let joined = self.now();
-                    match p.wait() {
-                        Some((v, deadline)) if joined < deadline => return Ok(v),
-                        // Abandoned, or the value expired before we joined: look again.
-                        _ => {
+                    match load::in_time(p.wait(), joined) {
+                        Some(v) => return Ok(v),
+                        None => {
                             step = self.begin_load(&key, hash);
                             continue;
                         }
