@@ -7,7 +7,11 @@
 //! * MAP: `loop-only` (the driver loop without a lookup: its cost is subtracted),
 //!   `linemap-layout` (diagnostic: histogram of where values sit within their cache line),
 //!   `linemap-pinned-handle`, `linemap-map-level-get`, `hashbrown`, `mutex`, `rwlock`,
-//!   `dashmap`, `papaya-guard-reused`, `papaya-pin-per-op`, `scc`.
+//!   `dashmap`, `papaya-guard-reused`, `papaya-pin-per-op`, `scc`; and the literal drop-in
+//!   pair with each type's default hasher: `mutex-default-hasher` (`Mutex<HashMap<u64, u64>>`,
+//!   SipHash 1-3) and `linemap-map-level-get-default-hasher` (`linemap::HashMap<u64, u64>`,
+//!   foldhash). Both are randomly seeded, so their N and 2N runs build different but
+//!   equivalent tables.
 //! * SIZE: entries in the table (e.g. 1024, 100000, 1048576, 4194304).
 //! * DIST: `uniform` or `zipf` (s = 0.99 over the SIZE keys).
 //! * GETS: lookups to perform, all hits.
@@ -16,7 +20,8 @@
 //! 2N gets and differencing cachegrind's totals leaves the cost of N gets:
 //! `bench-tools/lookup_cost.sh` does that for every map. Key `i` is `mix(i)`, a bijection, so the
 //! loop computes keys instead of reading them from an array (which would add its own misses).
-//! Everything is deterministic: the hasher has a fixed seed, so both runs build identical tables.
+//! Everything else is deterministic: the hasher has a fixed seed, so both runs build identical
+//! tables.
 use std::hint::black_box;
 use std::sync::{Mutex, RwLock};
 
@@ -177,6 +182,23 @@ fn main() {
             m.extend(keys.map(|k| (k, k)));
             let m = Mutex::new(m);
             run(gets, &mut idx, |k| m.lock().unwrap().get(k).copied())
+        }
+        "mutex-default-hasher" => {
+            // What a user of `Mutex<HashMap<K, V>>` has: std's default `RandomState` (SipHash
+            // 1-3, randomly seeded) instead of the fixed-seed foldhash every other row uses.
+            let mut m = std::collections::HashMap::new();
+            m.extend(keys.map(|k| (k, k)));
+            let m = Mutex::new(m);
+            run(gets, &mut idx, |k| m.lock().unwrap().get(k).copied())
+        }
+        "linemap-map-level-get-default-hasher" => {
+            // The drop-in replacement of the row above: `linemap::HashMap::new()`, whose
+            // default hasher is foldhash, randomly seeded per map.
+            let m = linemap::HashMap::new();
+            keys.for_each(|k| {
+                m.insert(k, k);
+            });
+            run(gets, &mut idx, |k| m.get(k))
         }
         "rwlock" => {
             let mut m = std::collections::HashMap::with_hasher(hasher());
