@@ -91,7 +91,7 @@ mod pool {
     /// Blocks a thread keeps per class: enough for the epoch's bursts of frees (bags of 64) to
     /// be allocated again without the global allocator, small enough not to matter (a few KiB
     /// per thread for the one or two entry sizes a program uses).
-    pub(super) const POOL_BLOCKS: usize = 64;
+    pub(super) const POOL_BLOCKS: usize = 128;
 
     /// Classes: sizes 8, 16, .. 256 bytes, each at alignment 8 or 16.
     pub(super) const CLASSES: usize = 64;

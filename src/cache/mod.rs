@@ -166,19 +166,22 @@ impl<V> Node<V> {
         self.pos == LOADING
     }
 
-    /// The value.
+    /// The value; `None` for a placeholder. The one access to [`Node::value`].
+    #[inline(always)]
+    fn get(&self) -> Option<&V> {
+        // SAFETY: only a placeholder (`pos == LOADING`, set at construction and never
+        // changed) has an uninitialised value.
+        (!self.is_loading()).then(|| unsafe { self.value.assume_init_ref() })
+    }
+
+    /// The value of a node known not to be a placeholder.
     ///
     /// # Panics
     /// On a placeholder (every path that may meet one checks first: a bug otherwise).
     #[inline(always)]
     fn value(&self) -> &V {
-        assert!(
-            !self.is_loading(),
-            "linemap::Cache: a placeholder has no value"
-        );
-        // SAFETY: only a placeholder (`pos == LOADING`, set at construction and never
-        // changed) has an uninitialised value.
-        unsafe { self.value.assume_init_ref() }
+        self.get()
+            .expect("linemap::Cache: a placeholder has no value")
     }
 
     /// The version (0 for a placeholder, which stands for an absent key).
@@ -845,37 +848,36 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let guard = pin();
-        self.get_in(key, self.hash(key), &guard)
-            .map(|n| n.value().clone())
+        self.get_in(key, self.hash(key), &guard).cloned()
     }
 
     /// Looks `key` (whose hash is `hash`) up under `guard`, counting the hit or miss.
     #[inline(always)]
-    fn get_in<'g, Q>(&self, key: &Q, hash: u64, guard: &'g Guard) -> Option<&'g Node<V>>
+    fn get_in<'g, Q>(&self, key: &Q, hash: u64, guard: &'g Guard) -> Option<&'g V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        match self.table.find(hash, |k| k.borrow() == key, guard) {
-            // A placeholder (a load in flight) is a miss.
-            Some(e) if !e.value.is_loading() => match self.live_at(&e.value) {
-                Some(now) => {
-                    e.value.touch();
-                    self.refresh_idle(&e.value, now);
-                    self.stats.add(Stat::Hit);
-                    Some(&e.value)
+        if let Some(e) = self.table.find(hash, |k| k.borrow() == key, guard) {
+            // `None`: a placeholder (a load in flight) is a miss.
+            if let Some(v) = e.value.get() {
+                match self.live_at(&e.value) {
+                    Some(now) => {
+                        e.value.touch();
+                        self.refresh_idle(&e.value, now);
+                        self.stats.add(Stat::Hit);
+                        return Some(v);
+                    }
+                    None => {
+                        self.stats.add(Stat::Miss);
+                        self.remove_exact(hash, e, RemovalCause::Expired, guard);
+                        return None;
+                    }
                 }
-                None => {
-                    self.stats.add(Stat::Miss);
-                    self.remove_exact(hash, e, RemovalCause::Expired, guard);
-                    None
-                }
-            },
-            _ => {
-                self.stats.add(Stat::Miss);
-                None
             }
         }
+        self.stats.add(Stat::Miss);
+        None
     }
 
     /// Whether `key` is present and not expired (does not count as a hit or a miss, and
@@ -1654,7 +1656,7 @@ where
         // that a hit does not pay for its stack frame.
         let guard = pin();
         if let Some(n) = self.get_in(&key, hash, &guard) {
-            return Ok(n.value().clone());
+            return Ok(n.clone());
         }
         self.load_after_miss(key, hash, guard, load)
     }
@@ -1708,7 +1710,7 @@ where
     fn begin_load(&self, key: &K, hash: u64) -> load::Step<V> {
         let guard = pin();
         if let Some(n) = self.get_in(key, hash, &guard) {
-            return load::Step::Hit(n.value().clone());
+            return load::Step::Hit(n.clone());
         }
         self.join_load(key, hash, &guard)
     }
