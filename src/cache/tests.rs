@@ -612,3 +612,13 @@ fn a_placeholder_left_behind_is_replaced_and_dropped_with_the_cache() {
     assert_eq!((cache.table.len(), cache.len()), (3, 2));
     drop(cache);
 }
+
+#[test]
+fn a_placeholder_costs_no_memory_per_entry() {
+    // The placeholder's `PendingRef` shares the version's word: the entry stays 48 bytes.
+    assert_eq!(std::mem::size_of::<Entry<u64, Node<u64>>>(), 48);
+    assert_eq!(
+        std::mem::size_of::<Node<u64>>(),
+        std::mem::size_of::<load::PendingRef<u64>>() + 32
+    );
+}
