@@ -169,8 +169,10 @@ impl<V> Node<V> {
     /// The value; `None` for a placeholder. The one access to [`Node::value`].
     #[inline(always)]
     fn get(&self) -> Option<&V> {
-        // SAFETY: only a placeholder (`pos == LOADING`, set at construction and never
-        // changed) has an uninitialised value.
+        // SAFETY: only a placeholder has an uninitialised value, and only a placeholder has
+        // `pos == LOADING`: `Node::loading` sets it, nothing changes a placeholder's `pos`,
+        // and `put` gives a value node (made by `Node::new`, `UNPLACED`) a ring position,
+        // below the capacity and so below `UNPLACED`, before publishing it.
         (!self.is_loading()).then(|| unsafe { self.value.assume_init_ref() })
     }
 
@@ -1158,6 +1160,7 @@ where
                 replace(cur, spare, &mut fresh, &mut refused).unwrap_or_else(|| {
                     placed = true;
                     let mut e = fresh.take().expect("entry");
+                    debug_assert!(pos < UNPLACED as usize);
                     e.value.pos = pos as u32;
                     Op::Put(e)
                 })
