@@ -117,10 +117,9 @@ where
                 Step::Hit(v) => return Ok(v),
                 Step::Wait(p) => {
                     let joined = self.now();
-                    match Awaited(&p).await {
-                        Some((v, deadline)) if joined < deadline => return Ok(v),
-                        // Abandoned, or the value expired before we joined: look again.
-                        _ => continue,
+                    match super::load::in_time(Awaited(&p).await, joined) {
+                        Some(v) => return Ok(v),
+                        None => continue,
                     }
                 }
                 Step::Load(p) => p,

@@ -33,6 +33,15 @@ enum State<V> {
 /// deadline must not return the value: it expired before that caller began.
 pub(crate) type Outcome<V> = Option<(V, u64)>;
 
+/// The value a waiter that joined the load at `joined` (the cache clock's nanoseconds) may
+/// return: `None` if the load was abandoned, or if its value's deadline had passed when the
+/// waiter joined (the value expired before that caller began: it looks again).
+pub(crate) fn in_time<V>(outcome: Outcome<V>, joined: u64) -> Option<V> {
+    outcome
+        .filter(|&(_, deadline)| joined < deadline)
+        .map(|(v, _)| v)
+}
+
 /// What the mutex of a [`Pending`] guards.
 struct Shared<V> {
     state: State<V>,
@@ -219,6 +228,7 @@ impl<V> Drop for PendingRef<V> {
         // `fence(Acquire)`: the same guarantee, and ThreadSanitizer, which does not model
         // fences, sees it (std's `Arc` does the same under TSan); CI's TSan run reported the
         // fence version as a race between a decrement and the free.
+        // SAFETY: we hold the last reference, so the block is still allocated.
         let _ = unsafe { self.0.as_ref() }.refs.load(Ordering::Acquire);
         // SAFETY: the last reference: the block came from `reclaim::boxed` (a `Box`) and
         // nothing else refers to it.

@@ -1510,8 +1510,6 @@ where
     pub fn clear(&self) {
         // Placeholders too: as for `remove`, the loads in flight do not store.
         self.remove_where(|_| true, RemovalCause::Removed, true);
-        // The removed entries go to the global garbage queue now (see `crate::sync::pin`).
-        crate::sync::flush_local();
     }
 
     /// Removes the entries `doomed` picks (values only: it never sees a placeholder), and
@@ -1683,10 +1681,9 @@ where
                 load::Step::Hit(v) => return Ok(v),
                 load::Step::Wait(p) => {
                     let joined = self.now();
-                    match p.wait() {
-                        Some((v, deadline)) if joined < deadline => return Ok(v),
-                        // Abandoned, or the value expired before we joined: look again.
-                        _ => {
+                    match load::in_time(p.wait(), joined) {
+                        Some(v) => return Ok(v),
+                        None => {
                             step = self.begin_load(&key, hash);
                             continue;
                         }

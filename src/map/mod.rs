@@ -152,7 +152,7 @@ impl<K, V, S> HashMap<K, V, S> {
     /// m.insert(1, "one");
     /// assert_eq!(m.get(&1), Some(&"one"));
     /// ```
-    #[inline(always)]
+    #[inline]
     pub fn pin(&self) -> HashMapRef<'_, K, V, S> {
         HashMapRef {
             map: self,
@@ -231,7 +231,7 @@ where
     /// map.insert(7, "seven".to_string());
     /// assert_eq!(map.get(&7).as_deref(), Some("seven"));
     /// ```
-    #[inline(always)]
+    #[inline]
     pub fn get<Q>(&self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
@@ -705,9 +705,7 @@ where
     /// assert!(map.is_empty());
     /// ```
     pub fn clear(&self) {
-        self.retain(|_, _| false);
-        // The removed entries go to the global garbage queue now (see `crate::sync::pin`).
-        crate::sync::flush_local();
+        self.retain(|_, _| false)
     }
 
     /// An iterator over the entries (weakly consistent: entries written during the walk may
