@@ -203,7 +203,7 @@ const STALE: [&str; 4] = [
 ];
 
 /// 9. Stale registration and the `sleepers` flag. A calls `get_or_try_insert_with(1, ..)`
-///    whose loader fails and arms A's key, so that the unregistration in `Loads::finish`
+///    whose loader fails and arms A's key, so that the removal of its placeholder (`Duty::finish`)
 ///    unwinds (a user `Eq` panicking): the registration stays, its `Pending` published as
 ///    abandoned by the unwind guard. B calls `get_or_insert_with(1, || v200)`. A waiter sets
 ///    `sleepers` under the mutex before blocking and `publish` notifies only if it is set:

@@ -15,13 +15,15 @@ pub use stats::CacheStats;
 pub use time::{Clock, ManualClock, SystemClock};
 
 use crate::clock::{Ring, Q};
-use crate::sync::{fence, pin, spin_hint, AtomicU64, Guard, Ordering};
+use crate::counter::StripedCounter;
+use crate::sync::{pin, spin_hint, AtomicU64, Guard, Ordering};
 use crate::table::{Entry, Op, RawTable};
 use crate::DefaultHashBuilder;
 use crossbeam_utils::CachePadded;
 use stats::{Stat, Stats};
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
+use std::mem::{ManuallyDrop, MaybeUninit};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 use time::NEVER;
@@ -93,38 +95,112 @@ fn bumped(meta: u64) -> u64 {
     f | (!f & (f + 1) & FREQ)
 }
 
-/// A value with its cache metadata. Immutable once published except for `meta`.
+/// [`Node::pos`] of a placeholder: a load in flight of the key (see `load.rs`). Positions
+/// are below the capacity, itself below `u32::MAX`.
+const LOADING: u32 = u32::MAX;
+
+/// [`Node::pos`] of a node not placed yet (not in the table, or not a placeholder).
+const UNPLACED: u32 = u32::MAX - 1;
+
+/// A value with its cache metadata, or a placeholder for a load in flight of its key
+/// (`pos == LOADING`: no value, no position, no weight; it holds the load's
+/// [`load::PendingRef`] instead of a version). Immutable once published except for `meta`.
 ///
 /// For `u64` values the node is 32 bytes: value, deadline, version, `meta`, position and
-/// weight.
+/// weight. A placeholder takes no more room: the version's word holds its `PendingRef`.
 pub(crate) struct Node<V> {
-    value: V,
+    /// Initialised unless this is a placeholder; read only through [`Node::value`].
+    value: MaybeUninit<V>,
     /// Deadline in nanoseconds on the cache's clock; [`NEVER`] for none.
     expires: u64,
-    /// Version for [`Cache::insert_versioned`]; 0 for plain inserts.
-    version: u64,
+    /// The version ([`Cache::insert_versioned`]; 0 for plain inserts), or a placeholder's
+    /// load. Read only through [`Node::version`] and [`Node::pending`].
+    aux: Aux<V>,
     /// Bits 0..3: the frequency counter ([`FREQ`]). Bits 3..64: the idle deadline with a
     /// time-to-idle (nanoseconds, bits 0..3 dropped), pushed forward by hits at most once per
     /// 1/16 of the time-to-idle; all ones without one. One word, so that a hit tests one
     /// word.
     meta: AtomicU64,
     /// Position held by this key (see `crate::clock`); it moves between the queues with the
-    /// entry, so it never changes.
+    /// entry, so it never changes once the node is published. [`LOADING`] for a placeholder.
     pos: u32,
-    /// Weight charged against the budget (0 without a weigher).
+    /// Weight charged against the budget (0 without a weigher, and for a placeholder).
     weight: u32,
+}
+
+/// The version word of a [`Node`], or a placeholder's load (which of the two: `pos`).
+union Aux<V> {
+    version: u64,
+    pending: ManuallyDrop<load::PendingRef<V>>,
 }
 
 impl<V> Node<V> {
     fn new(value: V, expires: u64, version: u64) -> Self {
         Node {
-            value,
+            value: MaybeUninit::new(value),
             expires,
-            version,
+            aux: Aux { version },
             meta: AtomicU64::new(NEVER & !FREQ),
-            pos: u32::MAX,
+            pos: UNPLACED,
             weight: 0,
         }
+    }
+
+    /// A placeholder for the load `pending` of its key.
+    fn loading(pending: load::PendingRef<V>) -> Self {
+        Node {
+            value: MaybeUninit::uninit(),
+            expires: NEVER,
+            aux: Aux {
+                pending: ManuallyDrop::new(pending),
+            },
+            meta: AtomicU64::new(NEVER & !FREQ),
+            pos: LOADING,
+            weight: 0,
+        }
+    }
+
+    /// Whether this is a placeholder for a load in flight (no value).
+    #[inline(always)]
+    fn is_loading(&self) -> bool {
+        self.pos == LOADING
+    }
+
+    /// The value; `None` for a placeholder. The one access to [`Node::value`].
+    #[inline(always)]
+    fn get(&self) -> Option<&V> {
+        // SAFETY: only a placeholder has an uninitialised value, and only a placeholder has
+        // `pos == LOADING`: `Node::loading` sets it, nothing changes a placeholder's `pos`,
+        // and `put` gives a value node (made by `Node::new`, `UNPLACED`) a ring position,
+        // below the capacity and so below `UNPLACED`, before publishing it.
+        (!self.is_loading()).then(|| unsafe { self.value.assume_init_ref() })
+    }
+
+    /// The value of a node known not to be a placeholder.
+    ///
+    /// # Panics
+    /// On a placeholder (every path that may meet one checks first: a bug otherwise).
+    #[inline(always)]
+    fn value(&self) -> &V {
+        self.get()
+            .expect("linemap::Cache: a placeholder has no value")
+    }
+
+    /// The version (0 for a placeholder, which stands for an absent key).
+    #[inline]
+    fn version(&self) -> u64 {
+        if self.is_loading() {
+            return 0;
+        }
+        // SAFETY: not a placeholder, so `aux` holds the version (see `Aux`).
+        unsafe { self.aux.version }
+    }
+
+    /// A placeholder's load (`None` for a value).
+    #[inline]
+    fn pending(&self) -> Option<&load::PendingRef<V>> {
+        // SAFETY: a placeholder's `aux` holds its `PendingRef` (see `Aux`).
+        self.is_loading().then(|| unsafe { &*self.aux.pending })
     }
 
     /// Counts a use: sets one clear counter bit, only if the counter is below 3 (test before
@@ -193,6 +269,18 @@ impl<V> Node<V> {
     }
 }
 
+impl<V> Drop for Node<V> {
+    fn drop(&mut self) {
+        if self.is_loading() {
+            // SAFETY: a placeholder's `aux` holds its `PendingRef`, dropped once, here.
+            unsafe { ManuallyDrop::drop(&mut self.aux.pending) };
+        } else {
+            // SAFETY: a value node's value is initialised, and dropped once, here.
+            unsafe { self.value.assume_init_drop() };
+        }
+    }
+}
+
 /// A bounded, lock-free concurrent cache: adaptive S3-FIFO eviction, per-entry
 /// time-to-live, cache-aside loading with stampede protection, versioned inserts, an
 /// eviction listener and statistics.
@@ -248,7 +336,9 @@ pub struct Cache<K, V, S = DefaultHashBuilder> {
     /// with a weigher). Written by inserts and removals, never by hits.
     weight: CachePadded<AtomicU64>,
     stats: Stats,
-    loads: load::Loads<K, V>,
+    /// Placeholders in the table (loads in flight, see `load.rs`): the table's count less
+    /// this is the number of entries.
+    loading: StripedCounter,
 }
 
 /// Builds a [`Cache`] with options: time-to-live, listener, hasher, clock.
@@ -459,7 +549,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             weigher: self.weigher,
             weight: CachePadded::new(AtomicU64::new(0)),
             stats: Stats::new(),
-            loads: load::Loads::new(),
+            loading: StripedCounter::new(),
         }
     }
 }
@@ -495,10 +585,11 @@ impl<K, V, S> Cache<K, V, S> {
         self.ring.as_ref().map_or(0, Ring::len)
     }
 
-    /// Number of entries, including expired ones not yet removed. A snapshot of striped
-    /// counters: under concurrent removes and inserts it can briefly read one or two above
-    /// the capacity (a remove frees its ring position just before it decrements the count),
-    /// although the cache never holds more than `capacity` entries.
+    /// Number of entries, including expired ones not yet removed (loads in flight are not
+    /// entries). A snapshot of striped counters: under concurrent removes and inserts it can
+    /// briefly read one or two above the capacity (a remove frees its ring position just
+    /// before it decrements the count), although the cache never holds more than `capacity`
+    /// entries, and while a load stores its value it can read one below.
     ///
     /// ```
     /// let cache = linemap::Cache::new(10);
@@ -506,7 +597,7 @@ impl<K, V, S> Cache<K, V, S> {
     /// assert_eq!(cache.len(), 1);
     /// ```
     pub fn len(&self) -> usize {
-        self.table.len()
+        self.table.len().saturating_sub(self.loading.sum())
     }
 
     /// Whether the cache holds no entry.
@@ -653,7 +744,7 @@ where
     /// A stored entry left the cache: give back its weight and tell the listener.
     fn gone(&self, old: &Entry<K, Node<V>>, cause: RemovalCause) {
         self.release_weight(old.value.weight);
-        self.notify(&old.key, &old.value.value, cause);
+        self.notify(&old.key, old.value.value(), cause);
     }
 
     fn release_weight(&self, w: u32) {
@@ -759,36 +850,36 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let guard = pin();
-        self.get_in(key, self.hash(key), &guard)
-            .map(|n| n.value.clone())
+        self.get_in(key, self.hash(key), &guard).cloned()
     }
 
     /// Looks `key` (whose hash is `hash`) up under `guard`, counting the hit or miss.
     #[inline(always)]
-    fn get_in<'g, Q>(&self, key: &Q, hash: u64, guard: &'g Guard) -> Option<&'g Node<V>>
+    fn get_in<'g, Q>(&self, key: &Q, hash: u64, guard: &'g Guard) -> Option<&'g V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        match self.table.find(hash, |k| k.borrow() == key, guard) {
-            Some(e) => match self.live_at(&e.value) {
-                Some(now) => {
-                    e.value.touch();
-                    self.refresh_idle(&e.value, now);
-                    self.stats.add(Stat::Hit);
-                    Some(&e.value)
+        if let Some(e) = self.table.find(hash, |k| k.borrow() == key, guard) {
+            // `None`: a placeholder (a load in flight) is a miss.
+            if let Some(v) = e.value.get() {
+                match self.live_at(&e.value) {
+                    Some(now) => {
+                        e.value.touch();
+                        self.refresh_idle(&e.value, now);
+                        self.stats.add(Stat::Hit);
+                        return Some(v);
+                    }
+                    None => {
+                        self.stats.add(Stat::Miss);
+                        self.remove_exact(hash, e, RemovalCause::Expired, guard);
+                        return None;
+                    }
                 }
-                None => {
-                    self.stats.add(Stat::Miss);
-                    self.remove_exact(hash, e, RemovalCause::Expired, guard);
-                    None
-                }
-            },
-            None => {
-                self.stats.add(Stat::Miss);
-                None
             }
         }
+        self.stats.add(Stat::Miss);
+        None
     }
 
     /// Whether `key` is present and not expired (does not count as a hit or a miss, and
@@ -808,7 +899,7 @@ where
         let hash = self.hash(key);
         self.table
             .find(hash, |k| k.borrow() == key, &guard)
-            .is_some_and(|e| !self.expired(&e.value))
+            .is_some_and(|e| !e.value.is_loading() && !self.expired(&e.value))
     }
 
     /// Inserts `key -> value`, replacing any value for the key. If the key is new and the
@@ -826,7 +917,7 @@ where
     /// assert_eq!(cache.get(&1), Some("b"));
     /// ```
     pub fn insert(&self, key: K, value: V) {
-        self.insert_inner(key, value, None, Store::Always, &pin());
+        self.insert_inner(key, value, None, Store::Always, None, &pin());
     }
 
     /// Inserts `key -> value` expiring `ttl` from now (overriding the builder's default).
@@ -840,7 +931,7 @@ where
     /// assert_eq!(cache.get(&1), Some("a"));
     /// ```
     pub fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) {
-        self.insert_inner(key, value, Some(ttl), Store::Always, &pin());
+        self.insert_inner(key, value, Some(ttl), Store::Always, None, &pin());
     }
 
     /// Inserts `key -> value` only if `version` is greater than the version of the value
@@ -858,16 +949,19 @@ where
     /// assert_eq!(cache.get("user:1"), Some("v2"));
     /// ```
     pub fn insert_versioned(&self, key: K, value: V, version: u64) -> bool {
-        self.insert_inner(key, value, None, Store::Newer(version), &pin())
+        self.insert_inner(key, value, None, Store::Newer(version), None, &pin())
             .is_some()
     }
 
+    /// Stores `key -> value` as `store` says. `own`: the caller is a loader, storing over its
+    /// own placeholder (see [`Cache::store_loaded`]). Returns the stored entry, if it was.
     fn insert_inner(
         &self,
         key: K,
         value: V,
         ttl: Option<Duration>,
         store: Store,
+        own: Option<&load::PendingRef<V>>,
         guard: &Guard,
     ) -> Option<*const Entry<K, Node<V>>> {
         let expires = self.deadline(ttl);
@@ -894,7 +988,7 @@ where
                 .map_or(0, |e| e.value.weight)
         };
         let Ok(held) = self.reserve_weight(weight, credit, Some(&ours), guard) else {
-            self.notify(&entry.key, &entry.value.value, RemovalCause::Capacity);
+            self.notify(&entry.key, entry.value.value(), RemovalCause::Capacity);
             return None;
         };
         // The allocation `put` installs if it stores (it moves no entry out of its box).
@@ -902,17 +996,23 @@ where
         // Gives the reservation back unless the entry is stored, also when `put` unwinds (a
         // panicking `Eq` or `Hash`, or the `Drop` of a refused value).
         let reservation = OnDrop(Some(|| self.release_weight(weight)));
-        match self.put(entry, store, held, guard) {
+        match self.put(entry, store, own, held, guard) {
             Put::Stored(old) => {
                 reservation.disarm();
                 self.stats.add(Stat::Insert);
-                if let Some(old) = old {
-                    let cause = if self.expired(&old.value) {
-                        RemovalCause::Expired
-                    } else {
-                        RemovalCause::Replaced
-                    };
-                    self.gone(old, cause);
+                match old {
+                    // A placeholder (ours or another load's) holds no value: nobody hears
+                    // of it. Its load, if still running, finds a value in its place.
+                    Some(old) if old.value.is_loading() => self.loading.decr(),
+                    Some(old) => {
+                        let cause = if self.expired(&old.value) {
+                            RemovalCause::Expired
+                        } else {
+                            RemovalCause::Replaced
+                        };
+                        self.gone(old, cause);
+                    }
+                    None => {}
                 }
                 Some(stored)
             }
@@ -924,7 +1024,7 @@ where
             }
             Put::NoRoom(e) => {
                 drop(reservation);
-                self.notify(&e.key, &e.value.value, RemovalCause::Capacity);
+                self.notify(&e.key, e.value.value(), RemovalCause::Capacity);
                 None
             }
         }
@@ -933,10 +1033,17 @@ where
     /// Stores `entry`: replaces the key's entry in place (keeping its ring position), or
     /// takes a ring position (`held`, if the caller already owns one) and adds it. With
     /// `version`, stores only over an older version.
+    ///
+    /// A placeholder counts as absent: the new entry takes a position and replaces it. A
+    /// loader (`own`) stores only over its own placeholder, or over a value by the rules of
+    /// `store`: if neither is there (a removal took its placeholder out, or took out the
+    /// value that replaced it), the loaded value may predate the write that the removal
+    /// announces, and is refused.
     fn put<'g>(
         &self,
         entry: Box<Entry<K, Node<V>>>,
         store: Store,
+        own: Option<&load::PendingRef<V>>,
         held: Option<usize>,
         guard: &'g Guard,
     ) -> Put<'g, K, V> {
@@ -948,7 +1055,9 @@ where
         // `spare`, or installed in the table (freed only after our guard is dropped).
         let mut fresh = Some(entry);
         let mut refused = false;
-        // Replace in place, keeping the position (and its queue; a write counts as a use).
+        // What is there. `None`: the key counts as absent (nothing, or a placeholder we may
+        // replace): take a position. `Some(op)`: replace in place, keeping the position (and
+        // its queue; a write counts as a use), or keep (`refused`).
         let replace = |cur: Option<&Entry<K, Node<V>>>,
                        spare: Option<Box<Entry<K, Node<V>>>>,
                        fresh: &mut Option<Box<Entry<K, Node<V>>>>,
@@ -957,13 +1066,30 @@ where
             if let Some(s) = spare {
                 *fresh = Some(s);
             }
-            let c = cur?;
+            *refused = false;
+            let Some(c) = cur else {
+                if own.is_some() {
+                    // A loader whose placeholder is gone (see above).
+                    *refused = true;
+                    return Some(Op::Keep);
+                }
+                return None;
+            };
+            if let Some(p) = c.value.pending() {
+                return match own {
+                    Some(o) if !load::PendingRef::ptr_eq(p, o) => {
+                        // Another load's placeholder: ours was taken out.
+                        *refused = true;
+                        Some(Op::Keep)
+                    }
+                    _ => None,
+                };
+            }
             // An expired entry has no version any more: it is as good as absent.
-            if store.keeps(c.value.version) && !self.expired(&c.value) {
+            if store.keeps(c.value.version()) && !self.expired(&c.value) {
                 *refused = true;
                 return Some(Op::Keep);
             }
-            *refused = false;
             let mut e = fresh.take().expect("entry");
             e.value.pos = c.value.pos;
             // A write is a use: the counter goes on from the old entry's, with the fresh
@@ -978,22 +1104,29 @@ where
         // panicking `Eq` or `Hash` in a probe below).
         let mut held = self.ring.as_ref().map(|r| r.held(held));
         let mut queue = None;
+        // A loader expects its own placeholder (the key counts as absent): it goes straight
+        // to the position, and phase 2 checks what is there.
+        let mut look = own.is_none();
         let pos = loop {
-            let (old, _) = self.table.rmw(
-                hash,
-                |k| k == unsafe { &*kp },
-                |cur, spare| replace(cur, spare, &mut fresh, &mut refused).unwrap_or(Op::Keep),
-                &rehash,
-                guard,
-            );
-            if refused || old.is_some() {
-                drop(held);
-                return if refused {
-                    Put::Refused
-                } else {
-                    Put::Stored(old)
-                };
+            if look {
+                let (old, _) = self.table.rmw(
+                    hash,
+                    |k| k == unsafe { &*kp },
+                    |cur, spare| replace(cur, spare, &mut fresh, &mut refused).unwrap_or(Op::Keep),
+                    &rehash,
+                    guard,
+                );
+                if refused {
+                    drop(held);
+                    return Put::Refused;
+                }
+                // Replaced in place (a placeholder, or nothing, is the absent case).
+                if let Some(old) = old.filter(|o| !o.value.is_loading()) {
+                    drop(held);
+                    return Put::Stored(Some(old));
+                }
             }
+            look = true;
             // The key is absent: take a ring position (evicting if needed), then add the entry
             // there. If the hand meets an entry of our own key (inserted meanwhile), it leaves it
             // and we start over with the replace path (and its version check). If the key
@@ -1018,12 +1151,16 @@ where
             }
         };
         let queue = queue.unwrap_or(Q::Small);
-        let (old, new) = self.table.rmw(
+        let mut placed = false;
+        let (old, _) = self.table.rmw(
             hash,
             |k| k == unsafe { &*kp },
             |cur, spare| {
+                placed = false;
                 replace(cur, spare, &mut fresh, &mut refused).unwrap_or_else(|| {
+                    placed = true;
                     let mut e = fresh.take().expect("entry");
+                    debug_assert!(pos < UNPLACED as usize);
                     e.value.pos = pos as u32;
                     Op::Put(e)
                 })
@@ -1032,23 +1169,19 @@ where
             guard,
         );
         let ring = self.ring.as_ref().expect("claimed a position");
-        match (old, new) {
-            (None, Some(_)) => {
-                // The entry holds the position now.
-                if let Some(h) = held {
-                    h.keep();
-                }
-                ring.occupy(pos, hash, queue);
-                Put::Stored(None)
+        if placed {
+            // The entry holds the position now (it replaced nothing, or a placeholder).
+            if let Some(h) = held {
+                h.keep();
             }
-            _ => {
-                drop(held);
-                if refused {
-                    Put::Refused
-                } else {
-                    Put::Stored(old)
-                }
-            }
+            ring.occupy(pos, hash, queue);
+            return Put::Stored(old);
+        }
+        drop(held);
+        if refused {
+            Put::Refused
+        } else {
+            Put::Stored(old)
         }
     }
 
@@ -1206,14 +1339,6 @@ where
         }
     }
 
-    /// Marks a load in flight of the key `eq` matches stale (see [`Cache::store_loaded`]);
-    /// called before the removal's own probe of the table.
-    fn invalidate_loads(&self, hash: u64, eq: impl FnMut(&K) -> bool, guard: &Guard) {
-        self.loads.invalidate(hash, eq, guard);
-        // SeqCst: the remover's half of the store-buffering pair of `store_loaded`.
-        fence(Ordering::SeqCst);
-    }
-
     /// Removes `e` (found under `guard`) if it is still the key's entry, telling the listener.
     /// Returns whether it did.
     fn remove_exact(
@@ -1255,7 +1380,9 @@ where
     {
         let guard = pin();
         let hash = self.hash(key);
-        self.invalidate_loads(hash, |k| k.borrow() == key, &guard);
+        // A placeholder goes too: the load in flight may have read the source before the
+        // write this removal announces, and finding its placeholder gone it does not store
+        // (see `Cache::store_loaded`).
         let (old, _) = self.table.rmw(
             hash,
             |k| k.borrow() == key,
@@ -1264,12 +1391,15 @@ where
             &guard,
         );
         let old = old?;
-        if self.expired(&old.value) {
+        if old.value.is_loading() {
+            self.loading.decr();
+            None
+        } else if self.expired(&old.value) {
             self.gone(old, RemovalCause::Expired);
             None
         } else {
             self.gone(old, RemovalCause::Removed);
-            Some(old.value.value.clone())
+            Some(old.value.value().clone())
         }
     }
 
@@ -1290,19 +1420,29 @@ where
     {
         let guard = pin();
         let hash = self.hash(key);
-        // A load in flight read the source at an unknown version: it is not stored.
-        self.invalidate_loads(hash, |k| k.borrow() == key, &guard);
+        // A load in flight read the source at an unknown version: its placeholder goes, so
+        // that it does not store (see `Cache::store_loaded`).
         let (old, new) = self.table.rmw(
             hash,
             |k| k.borrow() == key,
             |cur, _| match cur {
-                Some(c) if c.value.version <= version || self.expired(&c.value) => Op::Remove,
+                Some(c)
+                    if c.value.is_loading()
+                        || c.value.version() <= version
+                        || self.expired(&c.value) =>
+                {
+                    Op::Remove
+                }
                 _ => Op::Keep,
             },
             &|k: &K| self.hash(k),
             &guard,
         );
         match (old, new) {
+            (Some(old), None) if old.value.is_loading() => {
+                self.loading.decr();
+                false
+            }
             // Like `remove`: an expired entry is cleaned up and reported as expired, and does
             // not count as removed.
             (Some(old), None) if self.expired(&old.value) => {
@@ -1335,7 +1475,7 @@ where
     /// assert_eq!(cache.len(), 1);
     /// ```
     pub fn purge_expired(&self) -> usize {
-        self.remove_where(|e| self.expired(&e.value), RemovalCause::Expired)
+        self.remove_where(|e| self.expired(&e.value), RemovalCause::Expired, false)
     }
 
     /// Keeps only the entries for which `keep(key, value)` returns true (expired entries are
@@ -1350,8 +1490,12 @@ where
     /// assert_eq!(cache.len(), 3);
     /// ```
     pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
-        self.remove_where(|e| self.expired(&e.value), RemovalCause::Expired);
-        self.remove_where(|e| !keep(&e.key, &e.value.value), RemovalCause::Removed);
+        self.remove_where(|e| self.expired(&e.value), RemovalCause::Expired, false);
+        self.remove_where(
+            |e| !keep(&e.key, e.value.value()),
+            RemovalCause::Removed,
+            false,
+        );
     }
 
     /// Removes every entry present when the call began (the listener hears of each with
@@ -1364,24 +1508,27 @@ where
     /// assert!(cache.is_empty());
     /// ```
     pub fn clear(&self) {
-        {
-            let guard = pin();
-            self.loads.invalidate_all(&guard);
-            // SeqCst: as in `invalidate_loads`, for every load in flight.
-            fence(Ordering::SeqCst);
-        }
-        self.remove_where(|_| true, RemovalCause::Removed);
+        // Placeholders too: as for `remove`, the loads in flight do not store.
+        self.remove_where(|_| true, RemovalCause::Removed, true);
     }
 
+    /// Removes the entries `doomed` picks (values only: it never sees a placeholder), and
+    /// with `loading` every placeholder (not counted, not reported). Returns how many entries
+    /// it removed.
     fn remove_where(
         &self,
         mut doomed: impl FnMut(&Entry<K, Node<V>>) -> bool,
         cause: RemovalCause,
+        loading: bool,
     ) -> usize {
         let guard = pin();
         let mut victims = Vec::new();
         self.table.for_each(&guard, |e| {
-            if doomed(e) {
+            if if e.value.is_loading() {
+                loading
+            } else {
+                doomed(e)
+            } {
                 victims.push(e as *const Entry<K, Node<V>>);
             }
         });
@@ -1400,9 +1547,13 @@ where
                 &|k: &K| self.hash(k),
                 &guard,
             );
-            if let (Some(old), None) = (old, new) {
-                n += 1;
-                self.gone(old, cause);
+            match (old, new) {
+                (Some(old), None) if old.value.is_loading() => self.loading.decr(),
+                (Some(old), None) => {
+                    n += 1;
+                    self.gone(old, cause);
+                }
+                _ => {}
             }
         }
         n
@@ -1506,7 +1657,7 @@ where
         // that a hit does not pay for its stack frame.
         let guard = pin();
         if let Some(n) = self.get_in(&key, hash, &guard) {
-            return Ok(n.value.clone());
+            return Ok(n.clone());
         }
         self.load_after_miss(key, hash, guard, load)
     }
@@ -1559,43 +1710,83 @@ where
     fn begin_load(&self, key: &K, hash: u64) -> load::Step<V> {
         let guard = pin();
         if let Some(n) = self.get_in(key, hash, &guard) {
-            return load::Step::Hit(n.value.clone());
+            return load::Step::Hit(n.clone());
         }
         self.join_load(key, hash, &guard)
     }
 
-    /// The miss half of [`Cache::begin_load`], out of line so that the hit stays small.
+    /// The miss half of [`Cache::begin_load`], out of line so that the hit stays small: one
+    /// read-modify-write of the key's slot. Absent (or expired, or a placeholder whose
+    /// loader published and then failed to take it out: its removal unwound): put our
+    /// placeholder there, and load. Another load's placeholder: wait for it. A value
+    /// (stored since the caller's first look): a hit, without counting one (the first look
+    /// counted the miss).
     #[inline(never)]
     fn join_load(&self, key: &K, hash: u64, guard: &Guard) -> load::Step<V> {
-        match self.loads.join(key, hash, &|k: &K| self.hash(k), guard) {
-            load::Role::Waiter(p) => load::Step::Wait(p),
-            load::Role::Loader(p) => {
-                // A load may have finished between our miss and our registration.
-                match self.peek(key, hash, guard) {
-                    Some((v, deadline)) => {
-                        self.duty(key, hash, p)
-                            .finish(Some((v.clone(), deadline)), guard);
-                        load::Step::Hit(v)
+        // Made only to be put (a retry gets it back as `spare`).
+        let placeholder = |spare: Option<Box<Entry<K, Node<V>>>>| {
+            spare.unwrap_or_else(|| {
+                crate::reclaim::boxed(Entry {
+                    key: key.clone(),
+                    value: Node::loading(load::PendingRef::fresh()),
+                })
+            })
+        };
+        let (old, new) = self.table.rmw(
+            hash,
+            |k| k == key,
+            |cur, spare| match cur {
+                Some(c) => {
+                    let take = match c.value.pending() {
+                        Some(p) => p.finished(),
+                        None => self.expired(&c.value),
+                    };
+                    if take {
+                        Op::Put(placeholder(spare))
+                    } else {
+                        Op::Keep
                     }
-                    None => load::Step::Load(p),
                 }
+                None => Op::Put(placeholder(spare)),
+            },
+            &|k: &K| self.hash(k),
+            guard,
+        );
+        match (old, new) {
+            (old, Some(n)) if !old.is_some_and(|o| std::ptr::eq(o, n)) => {
+                match old {
+                    // A finished load's placeholder: ours takes its place (and its count).
+                    Some(o) if o.value.is_loading() => {}
+                    Some(o) => {
+                        self.loading.incr();
+                        self.gone(o, RemovalCause::Expired);
+                    }
+                    None => self.loading.incr(),
+                }
+                let p = n.value.pending().expect("our placeholder");
+                load::Step::Load(p.clone())
             }
+            (Some(o), _) => match o.value.pending() {
+                Some(p) => load::Step::Wait(p.clone()),
+                None => load::Step::Hit(o.value.value().clone()),
+            },
+            (None, _) => unreachable!("an absent key gets a placeholder"),
         }
     }
 
-    /// The loader's obligation to publish an outcome for `pending`.
+    /// The loader's obligation to take its placeholder out and publish an outcome, also if
+    /// the load panics or is cancelled.
     fn duty<'a>(
         &'a self,
         key: &'a K,
         hash: u64,
         pending: load::PendingRef<V>,
-    ) -> load::Duty<'a, K, V, impl Fn(&K) -> u64 + 'a> {
-        load::Duty {
-            loads: &self.loads,
+    ) -> Duty<'a, K, V, S> {
+        Duty {
+            cache: self,
             key,
             hash,
             pending,
-            rehash: move |k: &K| self.hash(k),
             done: false,
         }
     }
@@ -1605,7 +1796,7 @@ where
     fn end_load<E>(
         &self,
         key: &K,
-        duty: load::Duty<'_, K, V, impl Fn(&K) -> u64>,
+        duty: Duty<'_, K, V, S>,
         r: Result<Loaded<V>, E>,
     ) -> Result<V, E> {
         let guard = pin();
@@ -1616,74 +1807,72 @@ where
                     None => Store::IfAbsent,
                 };
                 let v = loaded.value;
-                let deadline = self.store_loaded(key, &v, loaded.ttl, store, &duty.pending, &guard);
-                duty.finish(Some((v.clone(), deadline)), &guard);
+                let (deadline, stored) =
+                    self.store_loaded(key, &v, loaded.ttl, store, &duty.pending, &guard);
+                duty.finish(Some((v.clone(), deadline)), stored, &guard);
                 Ok(v)
             }
             Err(e) => {
                 self.stats.add(Stat::LoadError);
-                duty.finish(None, &guard);
+                duty.finish(None, false, &guard);
                 Err(e)
             }
         }
     }
 
-    /// Stores a loaded value, unless the key was removed while it loaded. Returns the
-    /// deadline it was stored with ([`NEVER`] if it was not stored: it never expires from
-    /// the cache then), which the waiters check against the time they joined the load.
+    /// Stores a loaded value over the loader's own placeholder. Returns the deadline it was
+    /// stored with ([`NEVER`] if it was not stored: it never expires from the cache then),
+    /// which the waiters check against the time they joined the load, and whether it was
+    /// stored (then the placeholder is gone: replaced by the value, or earlier by an insert).
     ///
-    /// Only over an absent (or expired) entry, or with a version over a lower one
-    /// (`store`): a value inserted while we loaded is newer than what we read, and stays. And not if a removal of the key (or `clear`) marked the load
-    /// stale: the removal announces a write to the source that the loader may have missed.
-    /// The removal and this store race as a store-buffering pair, each side writing one
-    /// location and then reading the other's, with a SeqCst fence in between:
+    /// Over its own placeholder, or over a value inserted while it loaded by the rules of
+    /// `store` (`IfAbsent` keeps it: it is newer than what we read; `LoadedNewer` replaces
+    /// only a lower version). Not if the placeholder is gone with no value in its place: a
+    /// removal of the key (or `clear`) took it out, or took out the value that replaced it.
+    /// The removal announces a write to the source that the loader may have missed.
     ///
-    /// ```text
-    ///   remove: stale = true;  fence(SeqCst);  remove the key's entry from the table
-    ///   loader: store entry;   fence(SeqCst);  if stale: remove the entry it stored
-    /// ```
-    ///
-    /// The fences are totally ordered. If the remover's comes first, the loader reads
-    /// `stale` (and takes its entry back out); if the loader's comes first, the remover's
-    /// probe sees the entry (and removes it). So a value loaded across a removal never stays.
+    /// The removal and this store are read-modify-writes of the same key's slot (the table
+    /// orders them: each is one CAS on the slot word, and a migration moves the entry, not a
+    /// copy, so "our placeholder" is the same pointer in any table). If the removal comes
+    /// first, the store finds no placeholder of ours and refuses; if the store comes first,
+    /// the removal takes the value out. So a value loaded across a removal never stays, with
+    /// no fence: before placeholders, the removal marked a flag in a separate table of loads
+    /// and the store read it after storing, a store-buffering pair that needed two SeqCst
+    /// fences (loom model 7d).
     fn store_loaded(
         &self,
         key: &K,
         v: &V,
         ttl: Option<Duration>,
         store: Store,
-        pending: &load::Pending<V>,
+        pending: &load::PendingRef<V>,
         guard: &Guard,
-    ) -> u64 {
-        if pending.is_stale() {
-            self.stats.add(Stat::LoadNotStored);
-            return NEVER;
-        }
-        let Some(e) = self.insert_inner(key.clone(), v.clone(), ttl, store, guard) else {
-            return NEVER;
+    ) -> (u64, bool) {
+        let Some(e) = self.insert_inner(key.clone(), v.clone(), ttl, store, Some(pending), guard)
+        else {
+            return (NEVER, false);
         };
         // SAFETY: `e` was installed under `guard`, so it is not freed before we unpin (it
-        // may have been replaced or removed since: `remove_exact` checks).
+        // may have been replaced or removed since; its fields never change but `meta`).
         let e = unsafe { &*e };
-        // SeqCst: the loader's half of the store-buffering pair above.
-        fence(Ordering::SeqCst);
-        if pending.is_stale() {
-            // Both sides may see each other: then the removal already took the value out
-            // (and reported it), and it counts as stored.
-            if self.remove_exact(self.hash(key), e, RemovalCause::Removed, guard) {
-                self.stats.add(Stat::LoadNotStored);
-            }
-        }
-        e.value.deadline()
+        (e.value.deadline(), true)
     }
 
-    /// The value for `key` (whose hash is `hash`) and its deadline, without counting a hit
-    /// or marking it referenced.
-    fn peek(&self, key: &K, hash: u64, guard: &Guard) -> Option<(V, u64)> {
-        self.table
-            .find(hash, |k| k == key, guard)
-            .filter(|e| !self.expired(&e.value))
-            .map(|e| (e.value.value.clone(), e.value.deadline()))
+    /// Takes the placeholder of `pending` out of the table, if it is still there.
+    fn remove_placeholder(&self, key: &K, hash: u64, pending: &load::PendingRef<V>, guard: &Guard) {
+        let (old, new) = self.table.rmw(
+            hash,
+            |k| k == key,
+            |cur, _| match cur.and_then(|c| c.value.pending()) {
+                Some(p) if load::PendingRef::ptr_eq(p, pending) => Op::Remove,
+                _ => Op::Keep,
+            },
+            &|k: &K| self.hash(k),
+            guard,
+        );
+        if let (Some(_), None) = (old, new) {
+            self.loading.decr();
+        }
     }
 
     /// Loads `keys` through `load`, at most `concurrency` loads at a time (on scoped
@@ -1729,6 +1918,67 @@ where
         WarmUp {
             loaded: loaded.into_inner(),
             failed: failed.into_inner(),
+        }
+    }
+}
+
+/// The loader's obligation: take its placeholder out (unless its value replaced it) and
+/// publish an outcome, even if the load panics or is cancelled.
+pub(crate) struct Duty<'a, K, V, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher,
+{
+    cache: &'a Cache<K, V, S>,
+    key: &'a K,
+    hash: u64,
+    pending: load::PendingRef<V>,
+    done: bool,
+}
+
+impl<K, V, S> Duty<'_, K, V, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher,
+{
+    /// Publishes `outcome` (`None`: abandoned) under the caller's `guard`, first taking the
+    /// placeholder out unless `stored` (the value replaced it, or an insert did).
+    ///
+    /// The placeholder goes first: a caller that arrives after the publication must not join
+    /// a finished load (it finds the value, or starts a new load). If the removal unwinds (a
+    /// panicking `Eq` or `Hash`), the load is published as abandoned all the same, so no
+    /// waiter waits for good; the next miss on the key replaces the finished placeholder.
+    fn finish(mut self, outcome: load::Outcome<V>, stored: bool, guard: &Guard) {
+        self.done = true;
+        let pending = &self.pending;
+        let abandon = OnDrop(Some(|| pending.publish(None)));
+        if !stored {
+            self.cache
+                .remove_placeholder(self.key, self.hash, pending, guard);
+        }
+        abandon.disarm();
+        pending.publish(outcome);
+    }
+}
+
+impl<K, V, S> Drop for Duty<'_, K, V, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher,
+{
+    fn drop(&mut self) {
+        if !self.done {
+            // The load panicked or its future was dropped: release the waiters.
+            let guard = pin();
+            let pending = &self.pending;
+            let abandon = OnDrop(Some(|| pending.publish(None)));
+            self.cache
+                .remove_placeholder(self.key, self.hash, pending, &guard);
+            abandon.disarm();
+            pending.publish(None);
         }
     }
 }

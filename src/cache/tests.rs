@@ -355,3 +355,270 @@ fn expired_entries_have_no_version() {
     let s = cache.stats();
     assert_eq!((s.removed, s.evicted_expired), (0, 2));
 }
+
+/// Runs `get_or_insert_with(key, ..)` on a thread whose loader waits until released, and
+/// returns once the loader runs (its placeholder is in the table). Join the handle after
+/// sending on the sender.
+fn load_in_flight(
+    cache: &Arc<Cache<u64, u64>>,
+    key: u64,
+    value: u64,
+) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<u64>) {
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let c = Arc::clone(cache);
+    let h = std::thread::spawn(move || {
+        c.get_or_insert_with(key, || {
+            started_tx.send(()).unwrap();
+            go_rx.recv().unwrap();
+            value
+        })
+    });
+    started_rx.recv().unwrap();
+    (go_tx, h)
+}
+
+fn logged_arc(capacity: usize) -> (Arc<Cache<u64, u64>>, Log) {
+    let (cache, log) = logged::<u64>(capacity);
+    (Arc::new(cache), log)
+}
+
+#[test]
+fn a_load_in_flight_is_not_an_entry() {
+    let (cache, log) = logged_arc(4);
+    let (go, h) = load_in_flight(&cache, 1, 10);
+    // The placeholder is in the table, but no read path sees it.
+    assert_eq!(cache.table.len(), 1);
+    assert_eq!(cache.len(), 0);
+    assert!(cache.is_empty());
+    assert!(!cache.contains_key(&1));
+    assert_eq!(cache.get(&1), None);
+    assert_eq!(cache.purge_expired(), 0);
+    let mut seen = 0;
+    cache.retain(|_, _| {
+        seen += 1;
+        false
+    });
+    assert_eq!(seen, 0, "retain must not see a placeholder");
+    // Other keys fill the cache to its capacity around the placeholder; the hand never
+    // picks the placeholder.
+    for k in 2..20 {
+        cache.insert(k, k);
+        assert!(cache.len() <= 4);
+    }
+    go.send(()).unwrap();
+    assert_eq!(h.join().unwrap(), 10);
+    assert_eq!(cache.get(&1), Some(10));
+    assert_eq!(cache.len(), 4);
+    assert_eq!(cache.loading.sum(), 0);
+    // Only real entries were ever reported (evicted to make room).
+    assert!(log.lock().unwrap().iter().all(|&(k, _)| k != 1));
+}
+
+#[test]
+fn a_remove_during_a_load_keeps_the_value_out_and_reports_nothing() {
+    for clear in [false, true] {
+        let (cache, log) = logged_arc(4);
+        let (go, h) = load_in_flight(&cache, 1, 10);
+        if clear {
+            cache.clear();
+        } else {
+            assert_eq!(cache.remove(&1), None);
+        }
+        assert_eq!(cache.table.len(), 0, "the placeholder went with the remove");
+        go.send(()).unwrap();
+        // The loader's caller still gets its value; the cache does not keep it.
+        assert_eq!(h.join().unwrap(), 10);
+        assert_eq!(cache.get(&1), None);
+        assert_eq!(cache.stats().loads_not_stored, 1);
+        assert!(log.lock().unwrap().is_empty(), "{:?}", log.lock().unwrap());
+        assert_eq!((cache.len(), cache.loading.sum()), (0, 0));
+    }
+}
+
+#[test]
+fn remove_versioned_during_a_load_keeps_the_value_out() {
+    let (cache, log) = logged_arc(4);
+    let (go, h) = load_in_flight(&cache, 1, 10);
+    assert!(
+        !cache.remove_versioned(&1, 0),
+        "a placeholder is not an entry"
+    );
+    go.send(()).unwrap();
+    assert_eq!(h.join().unwrap(), 10);
+    assert_eq!(cache.get(&1), None);
+    assert!(log.lock().unwrap().is_empty());
+}
+
+#[test]
+fn an_insert_over_a_placeholder_wins_and_the_load_does_not_store() {
+    let (cache, log) = logged_arc(4);
+    let (go, h) = load_in_flight(&cache, 1, 10);
+    cache.insert(1, 20);
+    assert_eq!(cache.len(), 1);
+    assert_eq!(cache.get(&1), Some(20));
+    go.send(()).unwrap();
+    assert_eq!(h.join().unwrap(), 10);
+    // The insert is newer than what the loader read: it stays.
+    assert_eq!(cache.get(&1), Some(20));
+    assert_eq!(cache.stats().loads_not_stored, 1);
+    // The placeholder it replaced is nobody's business.
+    assert!(log.lock().unwrap().is_empty());
+    assert_eq!((cache.len(), cache.loading.sum()), (1, 0));
+}
+
+#[test]
+fn a_versioned_load_replaces_an_older_insert_made_during_it() {
+    let cache = Arc::new(Cache::new(4));
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let c = Arc::clone(&cache);
+    let h = std::thread::spawn(move || {
+        c.get_or_try_load(1, || {
+            started_tx.send(()).unwrap();
+            go_rx.recv().unwrap();
+            Ok::<_, ()>(Loaded::new(30).with_version(3))
+        })
+    });
+    started_rx.recv().unwrap();
+    assert!(cache.insert_versioned(1, 20, 2));
+    go_tx.send(()).unwrap();
+    assert_eq!(h.join().unwrap(), Ok(30));
+    assert_eq!(cache.get(&1), Some(30));
+    assert!(!cache.insert_versioned(1, 25, 2));
+}
+
+#[test]
+fn waiters_join_the_placeholder_and_get_the_loaded_value() {
+    let (cache, _log) = logged_arc(4);
+    let (go, h) = load_in_flight(&cache, 1, 10);
+    let waiters: Vec<_> = (0..3)
+        .map(|_| {
+            let c = Arc::clone(&cache);
+            std::thread::spawn(move || c.get_or_insert_with(1, || unreachable!("one load")))
+        })
+        .collect();
+    // Let the waiters reach the placeholder (not required for correctness: a late one hits).
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    go.send(()).unwrap();
+    assert_eq!(h.join().unwrap(), 10);
+    for w in waiters {
+        assert_eq!(w.join().unwrap(), 10);
+    }
+    assert_eq!(cache.stats().loads, 1);
+}
+
+#[test]
+fn a_failed_load_takes_its_placeholder_out() {
+    let cache: Cache<u64, u64> = Cache::new(4);
+    assert_eq!(cache.get_or_try_insert_with(1, || Err(())), Err(()));
+    assert_eq!((cache.table.len(), cache.loading.sum()), (0, 0));
+    let r = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        cache.get_or_insert_with(2, || panic!("loader"));
+    }));
+    assert!(r.is_err());
+    assert_eq!((cache.table.len(), cache.loading.sum()), (0, 0));
+}
+
+#[test]
+fn many_loads_in_flight_on_a_small_cache_all_finish_within_the_bound() {
+    // More loads in flight than the cache holds: their placeholders may make the table grow,
+    // but every load finishes and the bound on entries holds.
+    let cache = Arc::new(Cache::new(2));
+    let barrier = Arc::new(std::sync::Barrier::new(16));
+    let threads: Vec<_> = (0..16u64)
+        .map(|t| {
+            let (c, b) = (Arc::clone(&cache), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                for i in 0..200 {
+                    let k = t * 1000 + i;
+                    let v = c.get_or_insert_with(k, || {
+                        if i == 0 {
+                            b.wait();
+                        }
+                        k
+                    });
+                    assert_eq!(v, k);
+                    assert!(c.len() <= 2 + 2);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert!(cache.len() <= 2);
+    assert_eq!(cache.loading.sum(), 0);
+    assert_eq!(cache.table.len(), cache.len());
+}
+
+/// A key whose `Eq` panics once its trap is armed; its clones (the ones the cache stores)
+/// carry no trap.
+struct TrapKey(u64, Option<Arc<std::sync::atomic::AtomicBool>>);
+
+impl Clone for TrapKey {
+    fn clone(&self) -> Self {
+        TrapKey(self.0, None)
+    }
+}
+
+impl PartialEq for TrapKey {
+    fn eq(&self, other: &Self) -> bool {
+        let armed = |k: &TrapKey| k.1.as_ref().is_some_and(|t| t.load(O::Relaxed));
+        assert!(!armed(self) && !armed(other), "trapped Eq");
+        self.0 == other.0
+    }
+}
+
+impl Eq for TrapKey {}
+
+impl std::hash::Hash for TrapKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state)
+    }
+}
+
+#[test]
+fn a_placeholder_left_behind_is_replaced_and_dropped_with_the_cache() {
+    // A failed load whose placeholder removal unwinds (a panicking `Eq`) leaves a finished
+    // placeholder: the next miss replaces it, and dropping the cache drops one without
+    // touching a value.
+    let leave_one = |cache: &Cache<TrapKey, String>, k: u64| {
+        let trap = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let key = TrapKey(k, Some(Arc::clone(&trap)));
+        let r = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            cache.get_or_try_insert_with(key, || {
+                trap.store(true, O::Relaxed);
+                Err::<String, _>("down")
+            })
+        }));
+        assert!(
+            r.is_err(),
+            "the trapped Eq panics in the placeholder's removal"
+        );
+    };
+    let cache: Cache<TrapKey, String> = Cache::new(4);
+    leave_one(&cache, 1);
+    assert_eq!((cache.table.len(), cache.len()), (1, 0));
+    assert_eq!(cache.get(&TrapKey(1, None)), None);
+    let v = cache.get_or_insert_with(TrapKey(1, None), || "one".to_string());
+    assert_eq!(v, "one");
+    assert_eq!(
+        (cache.table.len(), cache.len(), cache.loading.sum()),
+        (1, 1, 0)
+    );
+    leave_one(&cache, 2);
+    cache.insert(TrapKey(3, None), "three".to_string());
+    assert_eq!((cache.table.len(), cache.len()), (3, 2));
+    drop(cache);
+}
+
+#[test]
+fn a_placeholder_costs_no_memory_per_entry() {
+    // The placeholder's `PendingRef` shares the version's word: the entry stays 48 bytes.
+    assert_eq!(std::mem::size_of::<Entry<u64, Node<u64>>>(), 48);
+    assert_eq!(
+        std::mem::size_of::<Node<u64>>(),
+        std::mem::size_of::<load::PendingRef<u64>>() + 32
+    );
+}
