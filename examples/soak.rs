@@ -623,18 +623,27 @@ fn main() {
         .unwrap();
     {
         // Also fill this thread's block pools for the run's entry sizes to their cap (freed
-        // entries of a map and a cache of the run's types): a pool keeps up to 128 freed
+        // entries of a map and a cache of the run's types): a pool keeps up to 640 freed
         // blocks per size for good, so after the run the main thread's pools are at most
         // what they are here.
+        // Every block is allocated before any is freed, so that the frees fill the pools:
+        // the guard held across the warm-up keeps everything it retires (entries, the loads'
+        // placeholders and through them their `Pending` blocks) until the flush below.
+        const WARM: u64 = 4_000;
+        let hold = crossbeam_epoch::pin();
         let warm = linemap::HashMap::new();
-        let warm_cache: Cache<u64, CVal> = Cache::new(8);
-        for k in 0..1_000u64 {
+        let warm_cache: Cache<u64, CVal> = Cache::new(WARM as usize);
+        for k in 0..WARM {
             warm.insert(k, MVal::new(k, 4));
-            warm.remove(&k);
             warm_cache.get_or_insert_with(k, || CVal::new(k, k, 4));
         }
+        for k in 0..WARM {
+            warm.remove(&k);
+        }
+        warm_cache.clear();
         drop(warm_cache);
         drop(warm);
+        drop(hold);
     }
     flush_epoch(256, || {
         MAP_VALUES.load(Relaxed) == 0 && CACHE_VALUES.load(Relaxed) == 0
