@@ -1371,6 +1371,8 @@ where
             fence(Ordering::SeqCst);
         }
         self.remove_where(|_| true, RemovalCause::Removed);
+        // The removed entries go to the global garbage queue now (see `crate::sync::pin`).
+        crate::sync::flush_local();
     }
 
     fn remove_where(

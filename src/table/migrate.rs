@@ -155,6 +155,12 @@ impl<K, V> RawTable<K, V> {
                     drop(Box::from_raw(p.0))
                 })
             };
+            // The old table can be large: send it to the global garbage queue now rather
+            // than leave it in this thread's bag until 63 more retirements fill it (a map
+            // that grows and then only reads would hold it for good). Rare: once per
+            // migration.
+            #[cfg(not(loom))]
+            guard.flush();
         }
     }
 }
