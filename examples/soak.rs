@@ -616,8 +616,9 @@ fn main() {
         "soak: {seconds} s, phases of {} s, threads {PATTERN:?} repeated",
         phase_len.as_secs()
     );
-    // Warm up what the process keeps for good (this thread's epoch record, its pool of freed
-    // blocks, stdout's buffer, the thread machinery) before taking the baseline.
+    // Warm up what the process keeps for good (this thread's epoch records: crossbeam's and
+    // linemap's own, its pool of freed blocks, stdout's buffer, the thread machinery) before
+    // taking the baseline.
     std::thread::spawn(|| crossbeam_epoch::pin().flush())
         .join()
         .unwrap();

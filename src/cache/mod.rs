@@ -1510,6 +1510,8 @@ where
     pub fn clear(&self) {
         // Placeholders too: as for `remove`, the loads in flight do not store.
         self.remove_where(|_| true, RemovalCause::Removed, true);
+        // The removed entries go to the global garbage queue now (see `crate::sync::pin`).
+        crate::sync::flush_local();
     }
 
     /// Removes the entries `doomed` picks (values only: it never sees a placeholder), and

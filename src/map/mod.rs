@@ -705,7 +705,9 @@ where
     /// assert!(map.is_empty());
     /// ```
     pub fn clear(&self) {
-        self.retain(|_, _| false)
+        self.retain(|_, _| false);
+        // The removed entries go to the global garbage queue now (see `crate::sync::pin`).
+        crate::sync::flush_local();
     }
 
     /// An iterator over the entries (weakly consistent: entries written during the walk may

@@ -31,6 +31,11 @@ use crate::sync::{spin_hint, AtomicPtr, Guard, Ordering};
 /// Buckets a migrating thread claims at a time.
 const CHUNK: usize = 64;
 
+/// Old tables of at least this many buckets (256 KiB) are flushed to the global garbage
+/// queue when their migration completes (see `complete`); smaller ones wait in the bag.
+#[cfg(not(loom))]
+const FLUSH_BUCKETS: usize = 1 << 12;
+
 /// Rounds of waiting for other migrators before sweeping the whole table.
 #[cfg(not(loom))]
 const PATIENCE: u32 = 1 << 12;
@@ -155,6 +160,16 @@ impl<K, V> RawTable<K, V> {
                     drop(Box::from_raw(p.0))
                 })
             };
+            // A large old table goes to the global garbage queue now rather than wait in
+            // this thread's bag until 63 more retirements fill it (a map that grows and then
+            // only reads would hold it for good). Small ones wait: under churn they migrate
+            // often, and each flush also frees the entries retired since in one go, past the
+            // per-thread block pool (143 instructions per cache miss when every migration
+            // flushed; docs/cache-benchmarks.md).
+            #[cfg(not(loom))]
+            if table.len() >= FLUSH_BUCKETS {
+                guard.flush();
+            }
         }
     }
 }

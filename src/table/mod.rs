@@ -698,6 +698,9 @@ impl<K, V> Drop for RawTable<K, V> {
         let next = table.next.load(Ordering::Relaxed);
         // SAFETY: a next table is installed once and owned by the table that links to it.
         let next = (!next.is_null()).then(|| unsafe { Box::from_raw(next) });
+        // Entries this thread retired earlier (of this table or another) go to the global
+        // garbage queue now: see `crate::sync::pin`.
+        crate::sync::flush_local();
         // Like dropping a slice: if one entry's Drop panics, still drop all the others, then
         // resume the first panic.
         let mut panic = None;
