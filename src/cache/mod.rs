@@ -15,7 +15,6 @@ pub use stats::CacheStats;
 pub use time::{Clock, ManualClock, SystemClock};
 
 use crate::clock::{Ring, Q};
-use crate::counter::StripedCounter;
 use crate::sync::{pin, spin_hint, AtomicU64, Guard, Ordering};
 use crate::table::{Entry, Op, RawTable};
 use crate::DefaultHashBuilder;
@@ -336,9 +335,6 @@ pub struct Cache<K, V, S = DefaultHashBuilder> {
     /// with a weigher). Written by inserts and removals, never by hits.
     weight: CachePadded<AtomicU64>,
     stats: Stats,
-    /// Placeholders in the table (loads in flight, see `load.rs`): the table's count less
-    /// this is the number of entries.
-    loading: StripedCounter,
 }
 
 /// Builds a [`Cache`] with options: time-to-live, listener, hasher, clock.
@@ -539,7 +535,8 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             "Cache capacity must be below u32::MAX"
         );
         Cache {
-            table: RawTable::bounded(self.capacity),
+            // The table's count leaves placeholders out: `len` is the number of values.
+            table: RawTable::bounded(self.capacity, |n: &Node<V>| n.is_loading()),
             ring: (self.capacity > 0).then(|| Ring::new(self.capacity)),
             hasher: self.hasher,
             clock: self.clock,
@@ -549,7 +546,6 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             weigher: self.weigher,
             weight: CachePadded::new(AtomicU64::new(0)),
             stats: Stats::new(),
-            loading: StripedCounter::new(),
         }
     }
 }
@@ -597,7 +593,7 @@ impl<K, V, S> Cache<K, V, S> {
     /// assert_eq!(cache.len(), 1);
     /// ```
     pub fn len(&self) -> usize {
-        self.table.len().saturating_sub(self.loading.sum())
+        self.table.len()
     }
 
     /// Whether the cache holds no entry.
@@ -1003,7 +999,7 @@ where
                 match old {
                     // A placeholder (ours or another load's) holds no value: nobody hears
                     // of it. Its load, if still running, finds a value in its place.
-                    Some(old) if old.value.is_loading() => self.loading.decr(),
+                    Some(old) if old.value.is_loading() => {}
                     Some(old) => {
                         let cause = if self.expired(&old.value) {
                             RemovalCause::Expired
@@ -1392,7 +1388,6 @@ where
         );
         let old = old?;
         if old.value.is_loading() {
-            self.loading.decr();
             None
         } else if self.expired(&old.value) {
             self.gone(old, RemovalCause::Expired);
@@ -1439,10 +1434,7 @@ where
             &guard,
         );
         match (old, new) {
-            (Some(old), None) if old.value.is_loading() => {
-                self.loading.decr();
-                false
-            }
+            (Some(old), None) if old.value.is_loading() => false,
             // Like `remove`: an expired entry is cleaned up and reported as expired, and does
             // not count as removed.
             (Some(old), None) if self.expired(&old.value) => {
@@ -1514,6 +1506,16 @@ where
         crate::sync::flush_local();
     }
 
+    /// Placeholders in the table (loads in flight or left behind), counted by a scan.
+    #[cfg(test)]
+    pub(crate) fn placeholders(&self) -> usize {
+        let guard = pin();
+        let mut n = 0;
+        self.table
+            .for_each(&guard, |e| n += usize::from(e.value.is_loading()));
+        n
+    }
+
     /// Removes the entries `doomed` picks (values only: it never sees a placeholder), and
     /// with `loading` every placeholder (not counted, not reported). Returns how many entries
     /// it removed.
@@ -1550,7 +1552,7 @@ where
                 &guard,
             );
             match (old, new) {
-                (Some(old), None) if old.value.is_loading() => self.loading.decr(),
+                (Some(old), None) if old.value.is_loading() => {}
                 (Some(old), None) => {
                     n += 1;
                     self.gone(old, cause);
@@ -1756,14 +1758,9 @@ where
         );
         match (old, new) {
             (old, Some(n)) if !old.is_some_and(|o| std::ptr::eq(o, n)) => {
-                match old {
-                    // A finished load's placeholder: ours takes its place (and its count).
-                    Some(o) if o.value.is_loading() => {}
-                    Some(o) => {
-                        self.loading.incr();
-                        self.gone(o, RemovalCause::Expired);
-                    }
-                    None => self.loading.incr(),
+                // A finished load's placeholder, or nothing: ours takes its place.
+                if let Some(o) = old.filter(|o| !o.value.is_loading()) {
+                    self.gone(o, RemovalCause::Expired);
                 }
                 let p = n.value.pending().expect("our placeholder");
                 load::Step::Load(p.clone())
@@ -1862,7 +1859,7 @@ where
 
     /// Takes the placeholder of `pending` out of the table, if it is still there.
     fn remove_placeholder(&self, key: &K, hash: u64, pending: &load::PendingRef<V>, guard: &Guard) {
-        let (old, new) = self.table.rmw(
+        self.table.rmw(
             hash,
             |k| k == key,
             |cur, _| match cur.and_then(|c| c.value.pending()) {
@@ -1872,9 +1869,6 @@ where
             &|k: &K| self.hash(k),
             guard,
         );
-        if let (Some(_), None) = (old, new) {
-            self.loading.decr();
-        }
     }
 
     /// Loads `keys` through `load`, at most `concurrency` loads at a time (on scoped

@@ -432,6 +432,11 @@ pub(crate) struct RawTable<K, V> {
     /// The owner bounds the number of live entries below the table's sizing (the cache):
     /// migrations then clean tombstones at the same size instead of doubling.
     bounded: bool,
+    /// Entries that `len` does not count (the cache's placeholders for loads in flight), or
+    /// `None` when every entry counts (the map). A write that installs, replaces or removes
+    /// an entry adjusts `len` by the difference of counted entries, once, after its CAS, so
+    /// a placeholder that becomes a value counts from the CAS that stored the value on.
+    uncounted: Option<fn(&V) -> bool>,
 }
 
 // SAFETY: the raw pointers are owned (tables, entries); sending the RawTable sends the keys
@@ -449,6 +454,7 @@ impl<K, V> RawTable<K, V> {
             current: AtomicPtr::new(Box::into_raw(t)),
             len: StripedCounter::new(),
             bounded: false,
+            uncounted: None,
         }
     }
 
@@ -456,13 +462,21 @@ impl<K, V> RawTable<K, V> {
     /// cache): it is sized for them at a load of at most [`BOUNDED_LOAD_TENTHS`], and a
     /// migration (forced by the tombstones that evictions leave) copies at the same size
     /// whenever tombstones are a real share of it.
-    pub(crate) fn bounded(capacity: usize) -> Self {
+    /// `uncounted` picks the entries that `len` leaves out (see the field).
+    pub(crate) fn bounded(capacity: usize, uncounted: fn(&V) -> bool) -> Self {
         let at_sizing_load = capacity
             .saturating_mul(SIZING_LOAD_TENTHS)
             .div_ceil(BOUNDED_LOAD_TENTHS);
         let mut t = Self::with_capacity(at_sizing_load);
         t.bounded = true;
+        t.uncounted = Some(uncounted);
         t
+    }
+
+    /// Whether `len` counts `v`.
+    #[inline(always)]
+    fn counts(&self, v: &V) -> bool {
+        self.uncounted.is_none_or(|skip| !skip(v))
     }
 
     /// The current table.
@@ -553,6 +567,15 @@ impl<K, V> RawTable<K, V> {
                                 Ordering::Acquire,
                             ) {
                                 Ok(_) => {
+                                    // SAFETY: np is LIVE in the table now; entries are never
+                                    // written after publication, and it is freed only
+                                    // through the epoch after we unpin.
+                                    let now = self.counts(unsafe { &(*np).value });
+                                    match (self.counts(&cur.value), now) {
+                                        (false, true) => self.len.incr(),
+                                        (true, false) => self.len.decr(),
+                                        _ => {}
+                                    }
                                     // SAFETY: `entry` is unlinked by the CAS above; the map
                                     // never links it again (invariant 2).
                                     unsafe { retire(entry, guard) };
@@ -580,7 +603,9 @@ impl<K, V> RawTable<K, V> {
                                 // only makes a lookup with the same 8-bit tag load this slot
                                 // (same line) and skip it, and that load synchronises with our
                                 // CAS. Clearing it would cost a second locked RMW per remove.
-                                self.len.decr();
+                                if self.counts(&cur.value) {
+                                    self.len.decr();
+                                }
                                 // SAFETY: unlinked by the CAS above, never linked again.
                                 unsafe { retire(entry, guard) };
                                 return (Some(cur), None);
@@ -610,7 +635,11 @@ impl<K, V> RawTable<K, V> {
                                     tag_bits(i, tag),
                                     crate::sync::__loom_knobs::tag_publish(),
                                 );
-                                self.len.incr();
+                                // SAFETY: np is LIVE in the table, never written after
+                                // publication, freed only through the epoch after we unpin.
+                                if self.counts(unsafe { &(*np).value }) {
+                                    self.len.incr();
+                                }
                                 // SAFETY: np is LIVE in the table; see above.
                                 return (None, Some(unsafe { &*np }));
                             }
@@ -759,6 +788,7 @@ impl<K, V> RawTable<K, V> {
             current: old,
             len,
             bounded: self.bounded,
+            uncounted: self.uncounted,
         });
     }
 }
