@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{reclaim_until, Tracked, Tracker};
+use common::{Tracked, Tracker};
 use linemap::HashMap;
 use std::sync::Arc;
 
@@ -194,39 +194,6 @@ fn rmw_operations_drop_what_they_do_not_keep() {
     t.assert_alive_settles_to(2 * 65);
     drop(map);
     t.assert_all_dropped();
-}
-
-#[test]
-fn removed_values_stay_alive_while_pinned() {
-    let t = Tracker::new();
-    let map = map();
-    map.insert(Tracked::new(&t, 1), Tracked::new(&t, 10));
-    let m = map.pin();
-    let v = m.remove(&probe(&t, 1)).expect("present");
-    let id = v.id;
-    // Another thread drives reclamation hard; our guard must keep the value alive.
-    let freed = std::thread::scope(|s| {
-        s.spawn(|| reclaim_until_bounded(300, || !t.is_alive(id)))
-            .join()
-            .unwrap()
-    });
-    assert!(
-        !freed,
-        "value freed while a handle that returned it is pinned"
-    );
-    assert_eq!(v.val, 10);
-    assert!(t.is_alive(id));
-    drop(m);
-    t.assert_all_dropped();
-}
-
-/// `reclaim_until` with fewer rounds, for checks that must *not* succeed.
-fn reclaim_until_bounded(rounds: usize, mut done: impl FnMut() -> bool) -> bool {
-    let mut n = 0;
-    reclaim_until(|| {
-        n += 1;
-        done() || n > rounds
-    }) && done()
 }
 
 #[test]

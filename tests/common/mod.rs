@@ -172,9 +172,15 @@ impl std::fmt::Debug for Tracked {
 /// call `Guard::flush`. Instead each round retires > 64 entries of a scratch map (filling this
 /// thread's deferred bag, which pushes the earlier garbage to the global queue) and then pins
 /// more than 128 times (every 128th pin of a thread advances the epoch and collects).
+///
+/// The epoch advances only when every pinned thread of the process has caught up, so another
+/// test's thread that is descheduled while pinned holds everything back for as long as it
+/// does not run. After 4,000 quick rounds the rest (up to 5,000) sleep a millisecond each, so
+/// that such a thread gets the CPU back on a loaded machine: the bound is on patience, not on
+/// speed (the quick rounds alone take well under a second here).
 pub fn reclaim_until(mut done: impl FnMut() -> bool) -> bool {
     let scratch: linemap::HashMap<u64, u64> = linemap::HashMap::new();
-    for round in 0..4000u64 {
+    for round in 0..9000u64 {
         if done() {
             return true;
         }
@@ -187,7 +193,11 @@ pub fn reclaim_until(mut done: impl FnMut() -> bool) -> bool {
         for _ in 0..260 {
             drop(scratch.pin());
         }
-        std::thread::yield_now();
+        if round < 4000 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
     done()
 }
