@@ -3,45 +3,56 @@
 //! `len()` must not cost a shared write per insert: with one counter every insert on every
 //! core would fight for the same line. Each stripe sits in its own 128-byte
 //! [`CachePadded`] slot, so two threads on different stripes never share a line.
+//!
+//! A thread that owns a stripe (`sync::owned_stripe`: one per live thread, up to the
+//! machine's parallelism) is its only writer and adds with a plain load and store; the
+//! other threads share the last stripe and add with an atomic read-modify-write.
 
-use crate::sync::{thread_index, AtomicUsize, Ordering};
+use crate::sync::{owned_stripe, owned_stripes, AtomicUsize, Ordering};
 use crossbeam_utils::CachePadded;
 
-/// Signed counter spread over a power-of-two number of padded stripes.
+/// Signed counter spread over padded stripes: one per owner slot, plus one shared.
 pub(crate) struct StripedCounter {
     stripes: Box<[CachePadded<AtomicUsize>]>,
 }
 
 impl StripedCounter {
-    /// A counter with one stripe per available core (rounded up to a power of two, at most 64).
+    /// A counter with one stripe per owner slot (see `sync::owned_stripes`) and a shared one.
     pub(crate) fn new() -> Self {
-        let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
-        let n = cores.next_power_of_two().clamp(1, 64);
-        // Under loom every stripe is a modelled atomic that `sum` loads: keep one.
-        #[cfg(loom)]
-        let n = n.min(1);
         StripedCounter {
-            stripes: (0..n)
+            stripes: (0..=owned_stripes())
                 .map(|_| CachePadded::new(AtomicUsize::new(0)))
                 .collect(),
         }
     }
 
+    /// Adds `d` (wrapping). Relaxed: the count orders nothing; it is read only as a total.
     #[inline]
-    fn stripe(&self) -> &AtomicUsize {
-        &self.stripes[thread_index() & (self.stripes.len() - 1)]
+    fn add(&self, d: usize) {
+        match owned_stripe() {
+            Some(i) => {
+                let s = &self.stripes[i];
+                // Relaxed: this thread is the stripe's only writer (see
+                // `sync::owned_stripe`), so a load and a store lose nothing.
+                s.store(s.load(Ordering::Relaxed).wrapping_add(d), Ordering::Relaxed);
+            }
+            None => {
+                // Relaxed: as above; shared with other threads, so a read-modify-write.
+                self.stripes[self.stripes.len() - 1].fetch_add(d, Ordering::Relaxed);
+            }
+        }
     }
 
-    /// Adds one. Relaxed: the count orders nothing; it is read only as a total.
+    /// Adds one.
     #[inline]
     pub(crate) fn incr(&self) {
-        self.stripe().fetch_add(1, Ordering::Relaxed);
+        self.add(1);
     }
 
     /// Subtracts one (wrapping; the stripes only make sense summed).
     #[inline]
     pub(crate) fn decr(&self) {
-        self.stripe().fetch_sub(1, Ordering::Relaxed);
+        self.add(usize::MAX);
     }
 
     /// The sum of all stripes, clamped at zero. Exact when no update is in flight; under
@@ -90,5 +101,27 @@ mod tests {
         c.incr();
         c.incr();
         assert_eq!(c.sum(), 1);
+    }
+
+    #[test]
+    fn exact_with_more_threads_than_stripes_and_thread_churn() {
+        let c = StripedCounter::new();
+        let threads = 2 * owned_stripes() + 3;
+        for _round in 0..3 {
+            std::thread::scope(|s| {
+                for t in 0..threads {
+                    let c = &c;
+                    s.spawn(move || {
+                        for _ in 0..2000 + t {
+                            c.incr();
+                        }
+                        for _ in 0..t {
+                            c.decr();
+                        }
+                    });
+                }
+            });
+        }
+        assert_eq!(c.sum(), 3 * threads * 2000);
     }
 }

@@ -151,13 +151,131 @@ pub(crate) fn flush_local() {
     pin().flush();
 }
 
-/// A small per-thread number used to pick a counter stripe. Stable for a thread's life and
-/// never given to another thread (a counter that only grows), so it also identifies the
-/// thread. Readable during thread exit (a `Cell` without a destructor).
+/// Stripes that threads can own in every striped counter (`crate::counter`, the cache's
+/// stats): the machine's parallelism rounded up to a power of two, at most 64. Counters
+/// keep one more stripe, shared by threads that own none. The same for every counter, so
+/// that a thread's slot (from [`owned_stripe`]) is its own in all of them.
+pub(crate) fn owned_stripes() -> usize {
+    #[cfg(loom)]
+    {
+        0
+    }
+    #[cfg(not(loom))]
+    {
+        static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        *N.get_or_init(|| {
+            let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
+            cores.next_power_of_two().clamp(1, 64)
+        })
+    }
+}
+
+/// The stripe this thread owns, in `0..owned_stripes()`: while the thread lives no other
+/// thread writes that stripe of any counter, so the owner adds with a plain load and store
+/// instead of a locked read-modify-write (18-20 cycles on x86_64, paid on every cache hit for
+/// its statistics). Claimed on first use from a process-wide bitmap and given back when the
+/// thread exits. `None` when every slot is taken by live threads (more threads than the
+/// machine has cores), during thread exit, and under loom: then the caller adds to the
+/// shared stripe with an atomic read-modify-write.
+///
+/// A slot freed by an exiting thread and claimed by a new one passes its stripes on: the
+/// release (`fetch_and`, Release) after the old owner's last store and the claim's Acquire
+/// CAS order the new owner's loads after those stores, so no count is lost.
+#[inline]
+pub(crate) fn owned_stripe() -> Option<usize> {
+    #[cfg(loom)]
+    {
+        None
+    }
+    #[cfg(not(loom))]
+    {
+        owner::stripe()
+    }
+}
+
+#[cfg(not(loom))]
+mod owner {
+    use std::cell::Cell;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// Bit i: slot i is owned by a live thread.
+    static CLAIMED: AtomicU64 = AtomicU64::new(0);
+
+    /// Not claimed yet.
+    const UNCLAIMED: usize = usize::MAX;
+    /// No slot (all were taken when this thread asked, or it has given its slot back).
+    const NONE: usize = usize::MAX - 1;
+
+    /// This thread's slot; gives it back when the thread exits.
+    struct Owner(Cell<usize>);
+
+    impl Drop for Owner {
+        fn drop(&mut self) {
+            let i = self.0.replace(NONE);
+            if i < 64 {
+                // Release: this thread's stores to its stripes happen before the next
+                // owner's claim (see `owned_stripe`).
+                CLAIMED.fetch_and(!(1u64 << i), Ordering::Release);
+            }
+        }
+    }
+
+    thread_local! {
+        static OWNER: Owner = const { Owner(Cell::new(UNCLAIMED)) };
+    }
+
+    #[inline]
+    pub(super) fn stripe() -> Option<usize> {
+        OWNER
+            .try_with(|o| {
+                let i = o.0.get();
+                if i != UNCLAIMED {
+                    return i;
+                }
+                let c = claim();
+                o.0.set(c);
+                c
+            })
+            .ok()
+            .filter(|&i| i != NONE)
+    }
+
+    #[cold]
+    fn claim() -> usize {
+        let n = super::owned_stripes();
+        let all = if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
+        // Relaxed: only a first guess; the CAS below decides.
+        let mut m = CLAIMED.load(Ordering::Relaxed);
+        loop {
+            let free = !m & all;
+            if free == 0 {
+                return NONE;
+            }
+            let i = free.trailing_zeros() as usize;
+            // Acquire: pairs with the Release of the slot's previous owner (see
+            // `owned_stripe`). Relaxed on failure: we retry with the value read.
+            match CLAIMED.compare_exchange_weak(
+                m,
+                m | (1u64 << i),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return i,
+                Err(x) => m = x,
+            }
+        }
+    }
+}
+
+/// A per-thread number, stable for the thread's life and never given to another thread (a
+/// counter that only grows), so it identifies the thread. Readable during thread exit (a
+/// `Cell` without a destructor).
+#[cfg(not(loom))]
 #[inline]
 pub(crate) fn thread_index() -> usize {
     use std::cell::Cell;
-    // Relaxed: the value is only a spreading hint; any value is correct.
+    // Relaxed: each read-modify-write returns a distinct value whatever the ordering, and
+    // nothing is published through it.
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     thread_local! {
         static INDEX: Cell<usize> = const { Cell::new(usize::MAX) };

@@ -1,7 +1,7 @@
 //! Cache statistics in striped counters: a thread adds to its own padded stripe, so a hit
 //! writes no line that another core's hits write.
 
-use crate::sync::{thread_index, AtomicU64, Ordering};
+use crate::sync::{owned_stripe, owned_stripes, AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
 
 /// Indices into a stripe.
@@ -27,13 +27,10 @@ pub(crate) struct Stats {
 }
 
 impl Stats {
+    /// One stripe per owner slot (see `sync::owned_stripes`) and a shared one.
     pub(crate) fn new() -> Self {
-        let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
-        let n = cores.next_power_of_two().clamp(1, 64);
-        #[cfg(loom)]
-        let n = n.min(1);
         Stats {
-            stripes: (0..n)
+            stripes: (0..=owned_stripes())
                 .map(|_| CachePadded::new(std::array::from_fn(|_| AtomicU64::new(0))))
                 .collect(),
         }
@@ -42,8 +39,19 @@ impl Stats {
     /// Adds one to `s`. Relaxed: counters order nothing and are read only as totals.
     #[inline]
     pub(crate) fn add(&self, s: Stat) {
-        let stripe = &self.stripes[thread_index() & (self.stripes.len() - 1)];
-        stripe[s as usize].fetch_add(1, Ordering::Relaxed);
+        match owned_stripe() {
+            Some(i) => {
+                let c = &self.stripes[i][s as usize];
+                // Relaxed: this thread is the stripe's only writer (see
+                // `sync::owned_stripe`), so a load and a store lose nothing, and a hit
+                // pays no locked instruction for its count.
+                c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+            }
+            None => {
+                // Relaxed: as above; shared with other threads, so a read-modify-write.
+                self.stripes[self.stripes.len() - 1][s as usize].fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
     fn sum(&self, s: Stat) -> u64 {
