@@ -124,4 +124,37 @@ mod tests {
         }
         assert_eq!(c.sum(), 3 * threads * 2000);
     }
+
+    #[test]
+    fn counts_made_while_threads_exit_are_kept() {
+        use std::cell::RefCell;
+        use std::sync::Arc;
+        // Adds 10 when the thread's locals are destroyed: before or after the thread gives
+        // its stripe back, in whatever order the platform runs the destructors.
+        struct OnExit(Arc<StripedCounter>);
+        impl Drop for OnExit {
+            fn drop(&mut self) {
+                for _ in 0..10 {
+                    self.0.incr();
+                }
+            }
+        }
+        thread_local! {
+            static ON_EXIT: RefCell<Option<OnExit>> = const { RefCell::new(None) };
+        }
+        let c = Arc::new(StripedCounter::new());
+        for round in 0..4 {
+            let c2 = Arc::clone(&c);
+            std::thread::spawn(move || {
+                if round % 2 == 0 {
+                    // Claims a slot first; the odd rounds count only while exiting.
+                    c2.incr();
+                }
+                ON_EXIT.with(|o| *o.borrow_mut() = Some(OnExit(c2)));
+            })
+            .join()
+            .unwrap();
+        }
+        assert_eq!(c.sum(), 42);
+    }
 }

@@ -206,12 +206,22 @@ mod owner {
     /// No slot (all were taken when this thread asked, or it has given its slot back).
     const NONE: usize = usize::MAX - 1;
 
-    /// This thread's slot; gives it back when the thread exits.
-    struct Owner(Cell<usize>);
+    thread_local! {
+        /// This thread's slot, [`UNCLAIMED`] or [`NONE`]. No destructor, so that the hot
+        /// path is one thread-local load with no registration state to check, and so that
+        /// it stays readable during thread exit.
+        static SLOT: Cell<usize> = const { Cell::new(UNCLAIMED) };
+        /// Gives the slot back when the thread exits. Touched once, when a slot is claimed.
+        static RELEASE: Release = const { Release };
+    }
 
-    impl Drop for Owner {
+    /// Gives this thread's slot back (see `owned_stripe`) when its thread-locals are
+    /// destroyed. Counts after that go to the shared stripe: `SLOT` reads [`NONE`].
+    struct Release;
+
+    impl Drop for Release {
         fn drop(&mut self) {
-            let i = self.0.replace(NONE);
+            let i = SLOT.with(|s| s.replace(NONE));
             if i < 64 {
                 // Release: this thread's stores to its stripes happen before the next
                 // owner's claim (see `owned_stripe`).
@@ -220,24 +230,32 @@ mod owner {
         }
     }
 
-    thread_local! {
-        static OWNER: Owner = const { Owner(Cell::new(UNCLAIMED)) };
-    }
-
     #[inline]
     pub(super) fn stripe() -> Option<usize> {
-        OWNER
-            .try_with(|o| {
-                let i = o.0.get();
-                if i != UNCLAIMED {
-                    return i;
-                }
-                let c = claim();
-                o.0.set(c);
-                c
-            })
-            .ok()
-            .filter(|&i| i != NONE)
+        let i = SLOT.with(Cell::get);
+        if i < 64 {
+            return Some(i);
+        }
+        first_use(i)
+    }
+
+    /// The slow path of [`stripe`]: claims a slot on this thread's first count.
+    #[cold]
+    #[inline(never)]
+    fn first_use(i: usize) -> Option<usize> {
+        if i != UNCLAIMED {
+            return None;
+        }
+        // Registers the release before claiming. Fails only during thread exit, when
+        // `RELEASE` is already destroyed: then no slot is claimed (it would never be given
+        // back).
+        if RELEASE.try_with(|_| ()).is_err() {
+            SLOT.with(|s| s.set(NONE));
+            return None;
+        }
+        let c = claim();
+        SLOT.with(|s| s.set(c));
+        (c != NONE).then_some(c)
     }
 
     #[cold]
