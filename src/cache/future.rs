@@ -133,7 +133,7 @@ where
             let counted = LoadErrorOnUnwind(&self.stats);
             let r = f.await;
             std::mem::forget(counted);
-            return self.end_load(&key, duty, r);
+            return self.end_load(duty, r);
         }
     }
 }

@@ -913,7 +913,8 @@ where
     /// assert_eq!(cache.get(&1), Some("b"));
     /// ```
     pub fn insert(&self, key: K, value: V) {
-        self.insert_inner(key, value, None, Store::Always, None, &pin());
+        let hash = self.hash(&key);
+        self.insert_inner(key, hash, value, None, Store::Always, None, &pin());
     }
 
     /// Inserts `key -> value` expiring `ttl` from now (overriding the builder's default).
@@ -927,7 +928,8 @@ where
     /// assert_eq!(cache.get(&1), Some("a"));
     /// ```
     pub fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) {
-        self.insert_inner(key, value, Some(ttl), Store::Always, None, &pin());
+        let hash = self.hash(&key);
+        self.insert_inner(key, hash, value, Some(ttl), Store::Always, None, &pin());
     }
 
     /// Inserts `key -> value` only if `version` is greater than the version of the value
@@ -945,15 +947,22 @@ where
     /// assert_eq!(cache.get("user:1"), Some("v2"));
     /// ```
     pub fn insert_versioned(&self, key: K, value: V, version: u64) -> bool {
-        self.insert_inner(key, value, None, Store::Newer(version), None, &pin())
+        let hash = self.hash(&key);
+        self.insert_inner(key, hash, value, None, Store::Newer(version), None, &pin())
             .is_some()
     }
 
-    /// Stores `key -> value` as `store` says. `own`: the caller is a loader, storing over its
-    /// own placeholder (see [`Cache::store_loaded`]). Returns the stored entry, if it was.
+    /// Stores `key -> value` as `store` says. `hash` is the key's hash (callers have it: a
+    /// loader from its first look, so a key is hashed once per insert). `own`: the caller is
+    /// a loader, storing over its own placeholder (see [`Cache::store_loaded`]). Returns the
+    /// stored entry, if it was.
+    // Eight arguments: the key with its hash, the value with how to store it, the loader's
+    // placeholder and the pin are all needed, and bundling them would only rename them.
+    #[allow(clippy::too_many_arguments)]
     fn insert_inner(
         &self,
         key: K,
+        hash: u64,
         value: V,
         ttl: Option<Duration>,
         store: Store,
@@ -978,7 +987,6 @@ where
         let credit = if weight == 0 {
             0
         } else {
-            let hash = self.hash(&entry.key);
             self.table
                 .find(hash, ours, guard)
                 .map_or(0, |e| e.value.weight)
@@ -992,7 +1000,7 @@ where
         // Gives the reservation back unless the entry is stored, also when `put` unwinds (a
         // panicking `Eq` or `Hash`, or the `Drop` of a refused value).
         let reservation = OnDrop(Some(|| self.release_weight(weight)));
-        match self.put(entry, store, own, held, guard) {
+        match self.put(entry, hash, store, own, held, guard) {
             Put::Stored(old) => {
                 reservation.disarm();
                 self.stats.add(Stat::Insert);
@@ -1026,7 +1034,7 @@ where
         }
     }
 
-    /// Stores `entry`: replaces the key's entry in place (keeping its ring position), or
+    /// Stores `entry` (whose key hashes to `hash`): replaces the key's entry in place (keeping its ring position), or
     /// takes a ring position (`held`, if the caller already owns one) and adds it. With
     /// `version`, stores only over an older version.
     ///
@@ -1038,12 +1046,12 @@ where
     fn put<'g>(
         &self,
         entry: Box<Entry<K, Node<V>>>,
+        hash: u64,
         store: Store,
         own: Option<&load::PendingRef<V>>,
         held: Option<usize>,
         guard: &'g Guard,
     ) -> Put<'g, K, V> {
-        let hash = self.hash(&entry.key);
         let rehash = |k: &K| self.hash(k);
         let kp: *const K = &entry.key;
         // SAFETY (for every `unsafe { &*kp }` below): the key lives in the entry's heap
@@ -1703,7 +1711,7 @@ where
             let counted = LoadErrorOnUnwind(&self.stats);
             let r = f();
             std::mem::forget(counted);
-            return self.end_load(&key, duty, r);
+            return self.end_load(duty, r);
         }
     }
 
@@ -1792,12 +1800,7 @@ where
 
     /// The last step of a load: stores a loaded value and hands it to the waiters, or
     /// releases them after an error (nothing is cached). One pin for both.
-    fn end_load<E>(
-        &self,
-        key: &K,
-        duty: Duty<'_, K, V, S>,
-        r: Result<Loaded<V>, E>,
-    ) -> Result<V, E> {
+    fn end_load<E>(&self, duty: Duty<'_, K, V, S>, r: Result<Loaded<V>, E>) -> Result<V, E> {
         let guard = pin();
         match r {
             Ok(loaded) => {
@@ -1806,8 +1809,7 @@ where
                     None => Store::IfAbsent,
                 };
                 let v = loaded.value;
-                let (deadline, stored) =
-                    self.store_loaded(key, &v, loaded.ttl, store, &duty.pending, &guard);
+                let (deadline, stored) = self.store_loaded(&duty, &v, loaded.ttl, store, &guard);
                 duty.finish(Some((v.clone(), deadline)), stored, &guard);
                 Ok(v)
             }
@@ -1840,15 +1842,21 @@ where
     /// fences (loom model 7d).
     fn store_loaded(
         &self,
-        key: &K,
+        duty: &Duty<'_, K, V, S>,
         v: &V,
         ttl: Option<Duration>,
         store: Store,
-        pending: &load::PendingRef<V>,
         guard: &Guard,
     ) -> (u64, bool) {
-        let Some(e) = self.insert_inner(key.clone(), v.clone(), ttl, store, Some(pending), guard)
-        else {
+        let Some(e) = self.insert_inner(
+            duty.key.clone(),
+            duty.hash,
+            v.clone(),
+            ttl,
+            store,
+            Some(&duty.pending),
+            guard,
+        ) else {
             return (NEVER, false);
         };
         // SAFETY: `e` was installed under `guard`, so it is not freed before we unpin (it
