@@ -859,6 +859,68 @@ fn remove_during_load() {
     );
 }
 
+/// 7e. An empty cache of capacity 1: `get_or_insert_with(1, || v100)` against
+///     `get_or_insert_with(2, || v200)`, two loads of different keys competing for the one
+///     ring position. A placeholder holds no position (it is never evicted), so both loads
+///     run, each caller gets its own value, and each loader stores over its own placeholder:
+///     the cache ends with one of the two keys and the other's value is told once as
+///     `Capacity` (evicted by the second store, or refused by it for want of a free position
+///     while the first store held it: the same end either way). No placeholder is left
+///     behind, and nothing is dropped twice.
+fn two_loads_two_keys_body(swapped: bool) {
+    let (cache, log) = new_cache(1, None);
+    let runs = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+    let (c1, c2) = (share(&cache), share(&cache));
+    let (r1, r2) = (Arc::clone(&runs), Arc::clone(&runs));
+    let (a, b) = race(
+        swapped,
+        move || {
+            c1.get_or_insert_with(1, || {
+                r1[0].fetch_add(1, Relaxed);
+                Val::new(100)
+            })
+            .id
+        },
+        move || {
+            c2.get_or_insert_with(2, || {
+                r2[1].fetch_add(1, Relaxed);
+                Val::new(200)
+            })
+            .id
+        },
+    );
+    assert_eq!(
+        (a, b),
+        (100, 200),
+        "each caller gets the value of its own key"
+    );
+    assert_eq!(
+        [runs[0].load(Relaxed), runs[1].load(Relaxed)],
+        [1, 1],
+        "each key is loaded once"
+    );
+    let (kept, told) = if cache.contains_key(&1) {
+        reached("key 1 kept");
+        ((1, 100), (2, 200, Capacity))
+    } else {
+        reached("key 2 kept");
+        ((2, 200), (1, 100, Capacity))
+    };
+    let events = check_end(&cache, &log, &[1, 2], &[kept], &[100, 200]);
+    assert_eq!(events, vec![told]);
+    let stats = cache.stats();
+    assert_eq!((stats.loads, stats.load_errors), (2, 0));
+}
+
+#[test]
+fn two_loads_two_keys_capacity_1() {
+    model_both_ways(
+        BOUND,
+        &["key 1 kept", "key 2 kept"],
+        two_loads_two_keys_body,
+    );
+}
+
 /// 7c. An empty cache of capacity 2 with a weight budget of 10: `insert(1, v16)` against
 ///     `insert(2, v26)`, each weighing 6, so only one fits. Serial orders: either first, and
 ///     the second evicts it to make room (told once as `Capacity`). The budget holds in every
