@@ -288,32 +288,36 @@ fn expired_hand_vs_get() {
 // ---------------------------------------------------------------------------------------
 // 3–4. Stampede-protected loading.
 
+/// Races `get_or_insert_with(keys[0], || vals[0])` against `get_or_insert_with(keys[1], ||
+/// vals[1])`; returns the ids the two callers got and how often each loader ran.
+fn race_two_loads(
+    swapped: bool,
+    cache: &Arc<TestCache>,
+    keys: [u64; 2],
+    vals: [u64; 2],
+) -> ((u64, u64), [usize; 2]) {
+    let runs = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+    let load = |i: usize| {
+        let (c, r) = (share(cache), Arc::clone(&runs));
+        move || {
+            c.get_or_insert_with(keys[i], || {
+                r[i].fetch_add(1, Relaxed);
+                Val::new(vals[i])
+            })
+            .id
+        }
+    };
+    let got = race(swapped, load(0), load(1));
+    (got, [runs[0].load(Relaxed), runs[1].load(Relaxed)])
+}
+
 /// 3. Two `get_or_insert_with(1, ..)` on a miss, loading v100 and v200: exactly one loader
 ///    runs, both callers get its value, and the cache holds it.
 fn two_loads(swapped: bool) {
     let (cache, log) = new_cache(2, None);
     let sleeps = knobs::sleeps();
-    let runs = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
-    let (c1, c2) = (share(&cache), share(&cache));
-    let (r1, r2) = (Arc::clone(&runs), Arc::clone(&runs));
-    let (a, b) = race(
-        swapped,
-        move || {
-            c1.get_or_insert_with(1, || {
-                r1[0].fetch_add(1, Relaxed);
-                Val::new(100)
-            })
-            .id
-        },
-        move || {
-            c2.get_or_insert_with(1, || {
-                r2[1].fetch_add(1, Relaxed);
-                Val::new(200)
-            })
-            .id
-        },
-    );
-    let v = match [runs[0].load(Relaxed), runs[1].load(Relaxed)] {
+    let ((a, b), runs) = race_two_loads(swapped, &cache, [1, 1], [100, 200]);
+    let v = match runs {
         [1, 0] => 100,
         [0, 1] => 200,
         runs => panic!("loaders ran {runs:?} times: exactly one must run"),
@@ -869,36 +873,9 @@ fn remove_during_load() {
 ///     behind, and nothing is dropped twice.
 fn two_loads_two_keys_body(swapped: bool) {
     let (cache, log) = new_cache(1, None);
-    let runs = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
-    let (c1, c2) = (share(&cache), share(&cache));
-    let (r1, r2) = (Arc::clone(&runs), Arc::clone(&runs));
-    let (a, b) = race(
-        swapped,
-        move || {
-            c1.get_or_insert_with(1, || {
-                r1[0].fetch_add(1, Relaxed);
-                Val::new(100)
-            })
-            .id
-        },
-        move || {
-            c2.get_or_insert_with(2, || {
-                r2[1].fetch_add(1, Relaxed);
-                Val::new(200)
-            })
-            .id
-        },
-    );
-    assert_eq!(
-        (a, b),
-        (100, 200),
-        "each caller gets the value of its own key"
-    );
-    assert_eq!(
-        [runs[0].load(Relaxed), runs[1].load(Relaxed)],
-        [1, 1],
-        "each key is loaded once"
-    );
+    let ((a, b), runs) = race_two_loads(swapped, &cache, [1, 2], [100, 200]);
+    assert_eq!((a, b), (100, 200), "each caller gets its own key's value");
+    assert_eq!(runs, [1, 1], "each key is loaded once");
     let (kept, told) = if cache.contains_key(&1) {
         reached("key 1 kept");
         ((1, 100), (2, 200, Capacity))
