@@ -204,7 +204,7 @@ impl<K, V> Table<K, V> {
             .iter()
             .flat_map(|b| b.slots.iter())
             // Relaxed: an estimate; the decision is only about the new table's size.
-            .filter(|s| matches!(Slot::decode(s.load(Ordering::Relaxed)), Slot::Tombstone))
+            .filter(|s| Slot::is_tombstone(s.load(Ordering::Relaxed)))
             .count();
         // At least one: a copy without tombstones to drop would rebuild the same overflows
         // and trigger again at once (a livelock in small tables, where slots / 64 is 0).
@@ -213,7 +213,10 @@ impl<K, V> Table<K, V> {
     }
 
     /// Drives old slot (b, i) to its final state. Returns 1 if this call made the step that
-    /// counts for the slot (see the module docs), else 0.
+    /// counts for the slot (see the module docs), else 0. The common case, a slot with
+    /// nothing to carry (EMPTY or TOMBSTONE: most slots of a table), is one load and one CAS
+    /// inlined into the chunk loop; everything else goes to [`Table::migrate_from`].
+    #[inline(always)]
     pub(super) fn migrate_slot(
         &self,
         b: usize,
@@ -223,53 +226,90 @@ impl<K, V> Table<K, V> {
         guard: &Guard,
     ) -> usize {
         let slot = &self.bucket(b).slots[i];
+        // Acquire: we may dereference the entry it names.
+        let raw = slot.load(Ordering::Acquire);
+        if Slot::is_vacant(raw) {
+            // AcqRel: orders the freeze after every earlier write of the slot.
+            match slot.compare_exchange(
+                raw,
+                Slot::Copied(None).encode(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return 1,
+                Err(now) => return self.migrate_from(slot, now, next, rehash, guard),
+            }
+        }
+        self.migrate_from(slot, raw, next, rehash, guard)
+    }
+
+    /// [`Table::migrate_slot`] for `slot`, last read as `raw`.
+    #[inline(never)]
+    fn migrate_from(
+        &self,
+        slot: &AtomicPtr<Entry<K, V>>,
+        mut raw: *mut Entry<K, V>,
+        next: &Table<K, V>,
+        rehash: Rehash<'_, K>,
+        guard: &Guard,
+    ) -> usize {
+        // Every CAS failure's value is used as a fresh read (Acquire, as the load above).
         loop {
-            // Acquire: we may dereference the entry it names.
-            let raw = slot.load(Ordering::Acquire);
             match Slot::decode(raw) {
                 // RESERVED in a current table is an orphan (see module docs): nothing to carry.
                 Slot::Empty | Slot::Tombstone | Slot::Reserved(_) => {
                     // AcqRel: orders the freeze after every earlier write of the slot.
-                    if slot
-                        .compare_exchange(
-                            raw,
-                            Slot::Copied(None).encode(),
-                            Ordering::AcqRel,
-                            Ordering::Acquire,
-                        )
-                        .is_ok()
-                    {
-                        return 1;
+                    match slot.compare_exchange(
+                        raw,
+                        Slot::Copied(None).encode(),
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    ) {
+                        Ok(_) => return 1,
+                        Err(now) => raw = now,
                     }
                 }
                 Slot::Live(p) => {
-                    // AcqRel: as above. Failure is fine: we re-read and act on what won.
-                    let _ = slot.compare_exchange(
+                    let frozen = Slot::Frozen(p).encode();
+                    // AcqRel: as above. On failure we act on what won.
+                    raw = match slot.compare_exchange(
                         raw,
-                        Slot::Frozen(p).encode(),
+                        frozen,
                         Ordering::AcqRel,
                         Ordering::Acquire,
-                    );
+                    ) {
+                        Ok(_) => frozen,
+                        Err(now) => now,
+                    };
                 }
-                Slot::Frozen(p) => next.place_copy(slot, p, rehash, guard),
+                Slot::Frozen(p) => match next.place_copy(slot, p, rehash, guard) {
+                    // Committed (by us or another copier): COPIED(j) is final, so publish
+                    // straight away, with the tag of the hash the copy was placed by.
+                    Some((j, tag)) => return next.publish(j, Some(tag), rehash),
+                    None => raw = slot.load(Ordering::Acquire),
+                },
                 Slot::Copied(None) => return 0,
-                Slot::Copied(Some(j)) => return next.publish(j, rehash),
+                Slot::Copied(Some(j)) => return next.publish(j, None, rehash),
             }
         }
     }
 
     /// Reserves (or finds) p's place in this (new) table and commits it in `old_slot`.
+    /// Returns the committed slot of this table (ours, or the one another copier committed
+    /// first) and p's tag; `None` when p was found already published, or without room
+    /// (then `old_slot` is already COPIED: the caller reads it).
     fn place_copy(
         &self,
         old_slot: &AtomicPtr<Entry<K, V>>,
         p: *mut Entry<K, V>,
         rehash: Rehash<'_, K>,
         _guard: &Guard,
-    ) {
+    ) -> Option<(usize, u8)> {
         // SAFETY: p is FROZEN in the old table and we are pinned, so it is alive. If the
         // user's Hash panics here, the slot stays FROZEN and this thread's chunk is never
         // counted: like a stalled copier, which the sweep in `help_migrate` finishes.
         let hash = rehash(unsafe { &(*p).key });
+        let tag = tag_of(hash);
         let mut b = hash as usize;
         for _ in 0..self.len() {
             let bucket = self.bucket(b);
@@ -280,9 +320,10 @@ impl<K, V> Table<K, V> {
                     let raw = s.load(Ordering::Acquire);
                     match Slot::decode(raw) {
                         // Already published: it was committed first.
-                        Slot::Live(q) if q == p => return,
+                        Slot::Live(q) if q == p => return None,
                         Slot::Reserved(q) if q == p => {
-                            return self.commit(old_slot, p, (b & self.mask) * SLOTS + j)
+                            let k = self.commit(old_slot, p, (b & self.mask) * SLOTS + j);
+                            return Some((k, tag));
                         }
                         Slot::Empty => {
                             // AcqRel: Release makes the reservation visible with p; Acquire
@@ -295,7 +336,8 @@ impl<K, V> Table<K, V> {
                             )
                             .is_ok()
                             {
-                                return self.commit(old_slot, p, (b & self.mask) * SLOTS + j);
+                                let k = self.commit(old_slot, p, (b & self.mask) * SLOTS + j);
+                                return Some((k, tag));
                             }
                         }
                         _ => break,
@@ -317,10 +359,12 @@ impl<K, V> Table<K, V> {
             Slot::decode(old_slot.load(Ordering::Acquire)),
             Slot::Copied(_)
         ));
+        None
     }
 
     /// Commits reservation `j` for p; undoes it if another reservation was committed first.
-    fn commit(&self, old_slot: &AtomicPtr<Entry<K, V>>, p: *mut Entry<K, V>, j: usize) {
+    /// Returns the committed slot (`j`, or the other one).
+    fn commit(&self, old_slot: &AtomicPtr<Entry<K, V>>, p: *mut Entry<K, V>, j: usize) -> usize {
         // AcqRel: Release makes the reservation (and p) visible to readers that follow the
         // COPIED word; Acquire reads the winner on failure.
         let won = old_slot.compare_exchange(
@@ -348,11 +392,12 @@ impl<K, V> Table<K, V> {
                 Ordering::Relaxed,
             );
         }
+        committed
     }
 
     /// Makes the committed copy in slot `j` visible (idempotent). Returns 1 if this call's
-    /// CAS published it.
-    fn publish(&self, j: usize, rehash: Rehash<'_, K>) -> usize {
+    /// CAS published it. `tag`: the copy's tag, if the caller has it (else it is rehashed).
+    fn publish(&self, j: usize, tag: Option<u8>, rehash: Rehash<'_, K>) -> usize {
         let bucket = self.bucket(j / SLOTS);
         let i = j % SLOTS;
         let s = &bucket.slots[i];
@@ -381,7 +426,7 @@ impl<K, V> Table<K, V> {
             // SAFETY: p is committed in this table and we are pinned (callers hold a guard),
             // so it is alive. A panicking Hash leaves the copy LIVE without its tag: writers
             // treat that as a pending insert and publish it (see `probe_write`).
-            let tag = tag_of(rehash(unsafe { &(*p).key }));
+            let tag = tag.unwrap_or_else(|| tag_of(rehash(unsafe { &(*p).key })));
             // Release: a reader that sees the tag sees the LIVE word written above.
             bucket.ctrl.fetch_or(tag_bits(i, tag), Ordering::Release);
         }

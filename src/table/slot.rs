@@ -64,6 +64,18 @@ impl<K, V> Slot<K, V> {
         }
     }
 
+    /// Whether `raw` is EMPTY or TOMBSTONE: a slot with no entry (without decoding the rest).
+    #[inline(always)]
+    pub(crate) fn is_vacant(raw: *mut Entry<K, V>) -> bool {
+        raw.addr() <= TOMB
+    }
+
+    /// Whether `raw` is the TOMBSTONE word (without decoding the rest).
+    #[inline(always)]
+    pub(crate) fn is_tombstone(raw: *mut Entry<K, V>) -> bool {
+        raw.addr() == TOMB
+    }
+
     /// Whether `raw`, read from a slot whose tag is set (hence never EMPTY), is a LIVE entry
     /// pointer. The lookup fast path: no full decoding.
     #[inline(always)]
