@@ -4,23 +4,23 @@
 //! core would fight for the same line. Each stripe sits in its own 128-byte
 //! [`CachePadded`] slot, so two threads on different stripes never share a line.
 //!
-//! A thread that owns a stripe (`sync::owned_stripe`: one per live thread, up to the
-//! machine's parallelism) is its only writer and adds with a plain load and store; the
-//! other threads share the last stripe and add with an atomic read-modify-write.
+//! A thread that owns a stripe (`sync::stripe`: one per live thread, up to the machine's
+//! parallelism) is its only writer and adds with a plain load and store; the other threads
+//! add with an atomic read-modify-write to one of as many shared stripes.
 
-use crate::sync::{owned_stripe, owned_stripes, AtomicUsize, Ordering};
+use crate::sync::{counter_stripes, stripe, AtomicUsize, Ordering, Stripe};
 use crossbeam_utils::CachePadded;
 
-/// Signed counter spread over padded stripes: one per owner slot, plus one shared.
+/// Signed counter spread over padded stripes: one per owner slot, then the shared ones.
 pub(crate) struct StripedCounter {
     stripes: Box<[CachePadded<AtomicUsize>]>,
 }
 
 impl StripedCounter {
-    /// A counter with one stripe per owner slot (see `sync::owned_stripes`) and a shared one.
+    /// A counter with `sync::counter_stripes` stripes.
     pub(crate) fn new() -> Self {
         StripedCounter {
-            stripes: (0..=owned_stripes())
+            stripes: (0..counter_stripes())
                 .map(|_| CachePadded::new(AtomicUsize::new(0)))
                 .collect(),
         }
@@ -29,16 +29,16 @@ impl StripedCounter {
     /// Adds `d` (wrapping). Relaxed: the count orders nothing; it is read only as a total.
     #[inline]
     fn add(&self, d: usize) {
-        match owned_stripe() {
-            Some(i) => {
+        match stripe() {
+            Stripe::Owned(i) => {
                 let s = &self.stripes[i];
-                // Relaxed: this thread is the stripe's only writer (see
-                // `sync::owned_stripe`), so a load and a store lose nothing.
+                // Relaxed: this thread is the stripe's only writer (see `sync::stripe`), so
+                // a load and a store lose nothing.
                 s.store(s.load(Ordering::Relaxed).wrapping_add(d), Ordering::Relaxed);
             }
-            None => {
+            Stripe::Shared(i) => {
                 // Relaxed: as above; shared with other threads, so a read-modify-write.
-                self.stripes[self.stripes.len() - 1].fetch_add(d, Ordering::Relaxed);
+                self.stripes[i].fetch_add(d, Ordering::Relaxed);
             }
         }
     }
@@ -106,7 +106,7 @@ mod tests {
     #[test]
     fn exact_with_more_threads_than_stripes_and_thread_churn() {
         let c = StripedCounter::new();
-        let threads = 2 * owned_stripes() + 3;
+        let threads = 2 * crate::sync::owned_stripes() + 3;
         for _round in 0..3 {
             std::thread::scope(|s| {
                 for t in 0..threads {

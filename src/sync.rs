@@ -152,9 +152,8 @@ pub(crate) fn flush_local() {
 }
 
 /// Stripes that threads can own in every striped counter (`crate::counter`, the cache's
-/// stats): the machine's parallelism rounded up to a power of two, at most 64. Counters
-/// keep one more stripe, shared by threads that own none. The same for every counter, so
-/// that a thread's slot (from [`owned_stripe`]) is its own in all of them.
+/// stats): the machine's parallelism rounded up to a power of two, at most 64. The same for
+/// every counter, so that a thread's slot (from [`stripe`]) is its own in all of them.
 pub(crate) fn owned_stripes() -> usize {
     #[cfg(loom)]
     {
@@ -170,22 +169,44 @@ pub(crate) fn owned_stripes() -> usize {
     }
 }
 
-/// The stripe this thread owns, in `0..owned_stripes()`: while the thread lives no other
-/// thread writes that stripe of any counter, so the owner adds with a plain load and store
+/// Stripes shared by the threads that own none: as many as the owned ones (at least one), so
+/// that a process with more threads than cores, whose slots may be held by idle threads,
+/// still spreads its running threads' counts over that many lines.
+fn shared_stripes() -> usize {
+    owned_stripes().max(1)
+}
+
+/// Stripes of every striped counter: the owned ones, then the shared ones.
+pub(crate) fn counter_stripes() -> usize {
+    owned_stripes() + shared_stripes()
+}
+
+/// Where this thread adds in a striped counter of [`counter_stripes`] stripes.
+pub(crate) enum Stripe {
+    /// Stripe `i` is this thread's alone: add with a plain load and store. (Never under
+    /// loom, which models no owned stripes.)
+    #[cfg_attr(loom, allow(dead_code))]
+    Owned(usize),
+    /// Stripe `i` may be shared with other threads: add with a read-modify-write.
+    Shared(usize),
+}
+
+/// This thread's stripe. A thread owns stripe `i` in `0..owned_stripes()` of every counter
+/// while it lives: no other thread writes it, so the owner adds with a plain load and store
 /// instead of a locked read-modify-write (18-20 cycles on x86_64, paid on every cache hit for
-/// its statistics). Claimed on first use from a process-wide bitmap and given back when the
-/// thread exits. `None` when every slot is taken by live threads (more threads than the
-/// machine has cores), during thread exit, and under loom: then the caller adds to the
-/// shared stripe with an atomic read-modify-write.
+/// its statistics). The slot is claimed on first use from a process-wide bitmap and given back
+/// when the thread exits. A thread gets a shared stripe, picked by its [`thread_index`], when
+/// every slot is taken by live threads (more threads than the machine has cores), during
+/// thread exit, and under loom (which has one shared stripe and no owned ones).
 ///
 /// A slot freed by an exiting thread and claimed by a new one passes its stripes on: the
 /// release (`fetch_and`, Release) after the old owner's last store and the claim's Acquire
 /// CAS order the new owner's loads after those stores, so no count is lost.
 #[inline]
-pub(crate) fn owned_stripe() -> Option<usize> {
+pub(crate) fn stripe() -> Stripe {
     #[cfg(loom)]
     {
-        None
+        Stripe::Shared(0)
     }
     #[cfg(not(loom))]
     {
@@ -193,8 +214,15 @@ pub(crate) fn owned_stripe() -> Option<usize> {
     }
 }
 
+/// A shared stripe for this thread (see [`stripe`]).
+#[cfg(not(loom))]
+fn shared_stripe() -> Stripe {
+    Stripe::Shared(owned_stripes() + (thread_index() & (shared_stripes() - 1)))
+}
+
 #[cfg(not(loom))]
 mod owner {
+    use super::Stripe;
     use std::cell::Cell;
     use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -215,7 +243,7 @@ mod owner {
         static RELEASE: Release = const { Release };
     }
 
-    /// Gives this thread's slot back (see `owned_stripe`) when its thread-locals are
+    /// Gives this thread's slot back (see `stripe`) when its thread-locals are
     /// destroyed. Counts after that go to the shared stripe: `SLOT` reads [`NONE`].
     struct Release;
 
@@ -224,38 +252,43 @@ mod owner {
             let i = SLOT.with(|s| s.replace(NONE));
             if i < 64 {
                 // Release: this thread's stores to its stripes happen before the next
-                // owner's claim (see `owned_stripe`).
+                // owner's claim (see `stripe`).
                 CLAIMED.fetch_and(!(1u64 << i), Ordering::Release);
             }
         }
     }
 
     #[inline]
-    pub(super) fn stripe() -> Option<usize> {
+    pub(super) fn stripe() -> Stripe {
         let i = SLOT.with(Cell::get);
         if i < 64 {
-            return Some(i);
+            return Stripe::Owned(i);
         }
-        first_use(i)
+        not_owned(i)
     }
 
-    /// The slow path of [`stripe`]: claims a slot on this thread's first count.
+    /// The slow path of [`stripe`]: claims a slot on this thread's first count, else
+    /// hands out a shared stripe.
     #[cold]
     #[inline(never)]
-    fn first_use(i: usize) -> Option<usize> {
+    fn not_owned(i: usize) -> Stripe {
         if i != UNCLAIMED {
-            return None;
+            return super::shared_stripe();
         }
         // Registers the release before claiming. Fails only during thread exit, when
         // `RELEASE` is already destroyed: then no slot is claimed (it would never be given
         // back).
         if RELEASE.try_with(|_| ()).is_err() {
             SLOT.with(|s| s.set(NONE));
-            return None;
+            return super::shared_stripe();
         }
         let c = claim();
         SLOT.with(|s| s.set(c));
-        (c != NONE).then_some(c)
+        if c == NONE {
+            super::shared_stripe()
+        } else {
+            Stripe::Owned(c)
+        }
     }
 
     #[cold]
@@ -271,7 +304,7 @@ mod owner {
             }
             let i = free.trailing_zeros() as usize;
             // Acquire: pairs with the Release of the slot's previous owner (see
-            // `owned_stripe`). Relaxed on failure: we retry with the value read.
+            // `stripe`). Relaxed on failure: we retry with the value read.
             match CLAIMED.compare_exchange_weak(
                 m,
                 m | (1u64 << i),
@@ -306,4 +339,54 @@ pub(crate) fn thread_index() -> usize {
         }
         v
     })
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::Barrier;
+
+    /// One more live thread than there are slots: at most `owned_stripes()` of them own one
+    /// (each a different one, whatever other tests hold), and the others count on shared
+    /// stripes, after the owned ones.
+    #[test]
+    fn slots_are_exclusive_and_the_rest_share() {
+        let n = owned_stripes();
+        let threads = n + 1;
+        let barrier = Barrier::new(threads);
+        let got: Vec<Stripe> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..threads)
+                .map(|_| {
+                    s.spawn(|| {
+                        let st = stripe();
+                        // Hold the slot until every thread has asked for one.
+                        barrier.wait();
+                        st
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut owned: Vec<usize> = got
+            .iter()
+            .filter_map(|s| match s {
+                Stripe::Owned(i) => Some(*i),
+                Stripe::Shared(_) => None,
+            })
+            .collect();
+        assert!(owned.iter().all(|&i| i < n), "{owned:?}");
+        let before = owned.len();
+        owned.sort();
+        owned.dedup();
+        assert_eq!(owned.len(), before, "a slot was owned twice");
+        assert!(
+            before < threads,
+            "n + 1 live threads cannot all own one of n slots"
+        );
+        for s in &got {
+            if let Stripe::Shared(i) = s {
+                assert!((n..counter_stripes()).contains(i), "shared stripe {i}");
+            }
+        }
+    }
 }

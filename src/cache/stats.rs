@@ -1,7 +1,7 @@
 //! Cache statistics in striped counters: a thread adds to its own padded stripe, so a hit
 //! writes no line that another core's hits write.
 
-use crate::sync::{owned_stripe, owned_stripes, AtomicU64, Ordering};
+use crate::sync::{counter_stripes, stripe, AtomicU64, Ordering, Stripe};
 use crossbeam_utils::CachePadded;
 
 /// Indices into a stripe.
@@ -27,10 +27,10 @@ pub(crate) struct Stats {
 }
 
 impl Stats {
-    /// One stripe per owner slot (see `sync::owned_stripes`) and a shared one.
+    /// `sync::counter_stripes` stripes, as a `StripedCounter` has.
     pub(crate) fn new() -> Self {
         Stats {
-            stripes: (0..=owned_stripes())
+            stripes: (0..counter_stripes())
                 .map(|_| CachePadded::new(std::array::from_fn(|_| AtomicU64::new(0))))
                 .collect(),
         }
@@ -39,17 +39,17 @@ impl Stats {
     /// Adds one to `s`. Relaxed: counters order nothing and are read only as totals.
     #[inline]
     pub(crate) fn add(&self, s: Stat) {
-        match owned_stripe() {
-            Some(i) => {
+        match stripe() {
+            Stripe::Owned(i) => {
                 let c = &self.stripes[i][s as usize];
-                // Relaxed: this thread is the stripe's only writer (see
-                // `sync::owned_stripe`), so a load and a store lose nothing, and a hit
-                // pays no locked instruction for its count.
+                // Relaxed: this thread is the stripe's only writer (see `sync::stripe`), so
+                // a load and a store lose nothing, and a hit pays no locked instruction for
+                // its count.
                 c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
             }
-            None => {
+            Stripe::Shared(i) => {
                 // Relaxed: as above; shared with other threads, so a read-modify-write.
-                self.stripes[self.stripes.len() - 1][s as usize].fetch_add(1, Ordering::Relaxed);
+                self.stripes[i][s as usize].fetch_add(1, Ordering::Relaxed);
             }
         }
     }
