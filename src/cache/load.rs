@@ -8,9 +8,12 @@
 //!   runs the user's function outside every internal critical section (no table slot, no
 //!   lock is held), replaces its own placeholder with the loaded entry (or removes it), then
 //!   publishes the outcome in the `Pending`;
-//! * if it found another caller's placeholder, it is a *waiter* on that `Pending` and blocks
-//!   until the outcome is published: `Done(v)` (it returns `v`) or `Abandoned` (it starts
-//!   over, and one of the waiters becomes the next loader);
+//! * if it found another caller's placeholder, it is a *waiter* on that `Pending`: it marks
+//!   the load as waited for ([`PendingRef::join`]) and blocks until the outcome is published:
+//!   `Done(v)` (it returns `v`) or `Abandoned` (it starts over, and one of the waiters becomes
+//!   the next loader). A loader that found no waiter marked publishes `Abandoned` instead of
+//!   cloning its value for nobody; a waiter that joined just after it looked starts over and
+//!   finds the stored value;
 //! * if it found a value (stored since its first look), that is a hit.
 //!
 //! A loader that returns an error, panics, or is dropped (an async loader's future) abandons:
@@ -18,7 +21,7 @@
 //! The outcome is published under the `Pending`'s mutex and waiters wait on its condition
 //! variable: this is the one blocking wait in the crate, and it only ever waits for a load.
 
-use crate::sync::{current_thread_id, AtomicUsize, Condvar, Mutex, Ordering, ThreadId};
+use crate::sync::{current_thread_id, AtomicBool, AtomicUsize, Condvar, Mutex, Ordering, ThreadId};
 use std::ptr::NonNull;
 
 /// What a waiter learns.
@@ -60,6 +63,12 @@ pub(crate) struct Pending<V> {
     ready: Condvar,
     /// The loader's thread, to turn a loader that waits for itself into a clear panic.
     loader: ThreadId,
+    /// Whether a waiter has joined ([`PendingRef::join`]). The loader hands its value over
+    /// only then, so that a load nobody waited for (most of them) costs no clone of the
+    /// value. A waiter that joins after the loader looked finds the load abandoned and looks
+    /// again: the value is in the cache by then, unless it was not stored (see
+    /// `Cache::store_loaded`), and then it loads. Relaxed: either order is safe.
+    joined: AtomicBool,
 }
 
 impl<V: Clone> Pending<V> {
@@ -72,7 +81,14 @@ impl<V: Clone> Pending<V> {
             }),
             ready: Condvar::new(),
             loader: current_thread_id(),
+            joined: AtomicBool::new(false),
         }
+    }
+
+    /// Whether a waiter has joined this load (see `joined`).
+    pub(crate) fn joined(&self) -> bool {
+        // Relaxed: see the field.
+        self.joined.load(Ordering::Relaxed)
     }
 
     /// Whether an outcome was published (a placeholder still holding it is stale: its
@@ -189,6 +205,18 @@ impl<V> PendingRef<V> {
     /// Whether `a` and `b` refer to the same load.
     pub(crate) fn ptr_eq(a: &Self, b: &Self) -> bool {
         a.0 == b.0
+    }
+
+    /// A reference for a caller that will wait for this load, marking the load as waited
+    /// for (see `Pending::joined`).
+    pub(crate) fn join(&self) -> Self {
+        // Relaxed: see `Pending::joined`.
+        // SAFETY: the block lives while `self` does.
+        unsafe { self.0.as_ref() }
+            .pending
+            .joined
+            .store(true, Ordering::Relaxed);
+        self.clone()
     }
 }
 

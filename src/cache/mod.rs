@@ -1774,7 +1774,7 @@ where
                 load::Step::Load(p.clone())
             }
             (Some(o), _) => match o.value.pending() {
-                Some(p) => load::Step::Wait(p.clone()),
+                Some(p) => load::Step::Wait(p.join()),
                 None => load::Step::Hit(o.value.value().clone()),
             },
             (None, _) => unreachable!("an absent key gets a placeholder"),
@@ -1810,7 +1810,10 @@ where
                 };
                 let v = loaded.value;
                 let (deadline, stored) = self.store_loaded(&duty, &v, loaded.ttl, store, &guard);
-                duty.finish(Some((v.clone(), deadline)), stored, &guard);
+                // The value goes to the waiters only if one joined: most loads have none,
+                // and then the clone is saved (see `load::Pending::joined`).
+                let handed = duty.pending.joined().then(|| (v.clone(), deadline));
+                duty.finish(handed, stored, &guard);
                 Ok(v)
             }
             Err(e) => {
