@@ -229,14 +229,8 @@ impl<K, V> Table<K, V> {
         // Acquire: we may dereference the entry it names.
         let raw = slot.load(Ordering::Acquire);
         if Slot::is_vacant(raw) {
-            // AcqRel: orders the freeze after every earlier write of the slot.
-            match slot.compare_exchange(
-                raw,
-                Slot::Copied(None).encode(),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return 1,
+            match freeze_vacant(slot, raw) {
+                Ok(()) => return 1,
                 Err(now) => return self.migrate_from(slot, now, next, rehash, guard),
             }
         }
@@ -257,18 +251,11 @@ impl<K, V> Table<K, V> {
         loop {
             match Slot::decode(raw) {
                 // RESERVED in a current table is an orphan (see module docs): nothing to carry.
-                Slot::Empty | Slot::Tombstone | Slot::Reserved(_) => {
-                    // AcqRel: orders the freeze after every earlier write of the slot.
-                    match slot.compare_exchange(
-                        raw,
-                        Slot::Copied(None).encode(),
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    ) {
-                        Ok(_) => return 1,
-                        Err(now) => raw = now,
-                    }
-                }
+                Slot::Empty | Slot::Tombstone | Slot::Reserved(_) => match freeze_vacant(slot, raw)
+                {
+                    Ok(()) => return 1,
+                    Err(now) => raw = now,
+                },
                 Slot::Live(p) => {
                     let frozen = Slot::Frozen(p).encode();
                     // AcqRel: as above. On failure we act on what won.
@@ -432,4 +419,22 @@ impl<K, V> Table<K, V> {
         }
         won as usize
     }
+}
+
+/// Freezes a slot with nothing to carry, last read as `raw` (EMPTY, TOMBSTONE or an orphan
+/// RESERVED), to COPIED-none. `Err` holds the word another thread left there instead.
+#[inline(always)]
+fn freeze_vacant<K, V>(
+    slot: &AtomicPtr<Entry<K, V>>,
+    raw: *mut Entry<K, V>,
+) -> Result<(), *mut Entry<K, V>> {
+    // AcqRel: orders the freeze after every earlier write of the slot; Acquire on failure,
+    // since the word found serves as the next read.
+    slot.compare_exchange(
+        raw,
+        Slot::Copied(None).encode(),
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    )
+    .map(|_| ())
 }
